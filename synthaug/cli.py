@@ -1,0 +1,219 @@
+"""The ``synthaug`` command: fit | sample | export | info | models.
+
+stdout carries machine-readable results (JSON, or the card for ``info``); progress bars,
+warnings and errors go to stderr. User mistakes exit with code 2 and one line naming what was
+expected and what came.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import USER_ERRORS, SynthaugError
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SynthaugError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            config[key] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key] = value
+    return config
+
+
+def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
+    from .train import fit, peak_memory_mb
+
+    run = fit(args.data, out=args.out, model=args.model, config=_parse_set(args.set), steps=args.steps,
+              epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, image_size=args.image_size,
+              channels=args.channels, skip_bad_files=args.skip_bad_files, resume=args.resume,
+              force=args.force, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+              progress=not args.no_progress, device=args.device)
+    card = run.card
+    return {"run": str(run.path), "model": card.family, "steps": card.training["steps"],
+            "seconds": card.training["seconds"], "image_shape": card.image_shape,
+            "num_classes": card.num_classes, "peak_rss_mb": round(peak_memory_mb(), 1)}
+
+
+def _parse_classes(text: str | None, class_names: list[str]) -> list[int] | None:
+    if text is None:
+        return None
+    out = []
+    for token in (t.strip() for t in text.split(",")):
+        if token in class_names:
+            out.append(class_names.index(token))
+        elif token.lstrip("-").isdigit() and 0 <= int(token) < len(class_names):
+            out.append(int(token))
+        else:
+            raise SynthaugError(f"--classes: expected class names or indices 0..{len(class_names) - 1}, "
+                                f"got {token!r}")
+    return out
+
+
+def _cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from .atomic import atomic_write
+    from .grid import save_grid
+    from .runtime import load
+
+    out = Path(args.out)
+    if out.suffix not in (".png", ".npz"):
+        raise SynthaugError(f"--out: expected a .png grid or an .npz file, got {out.name!r}")
+    if not out.parent.is_dir():
+        raise SynthaugError(f"cannot write {out}: directory {out.parent} does not exist")
+    sampler = load(args.source)
+    card = sampler.card
+    classes = _parse_classes(args.classes, card.class_names)
+    images, labels = sampler.sample_per_class(args.per_class, classes, seed=args.seed)
+    try:
+        if out.suffix == ".png":
+            save_grid(images, args.per_class, out)
+        else:
+            arrays = {"images": sampler.to_pixels(images), "labels": labels.numpy(),
+                      "class_names": np.array(card.class_names), "pixel_max": np.array(card.output["pixel_max"])}
+            atomic_write(out, lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
+    except PermissionError as err:
+        raise SynthaugError(f"cannot write {out}: {err.strerror}") from None
+    return {"out": str(out), "count": len(labels), "classes": sorted(set(labels.tolist())), "seed": args.seed}
+
+
+def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
+    from exporters.onnx import export  # the one place synthaug reaches into exporters
+
+    result = export(args.run, args.out, tolerance=args.tolerance)
+    print(f"parity: max abs difference {result.max_abs_diff:.3g} between torch and ONNX Runtime "
+          f"on {result.parity_batch} random inputs (tolerance {args.tolerance:g})", file=sys.stderr)
+    return result.to_dict()
+
+
+def read_any_card(path: str):
+    """The card of a run directory, ``.safetensors`` or ``.onnx`` file."""
+    from .layout import WEIGHTS_FILE
+    from .runtime import read_onnx_card
+    from .weights import read_card
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / WEIGHTS_FILE
+    if p.suffix == ".onnx":
+        return read_onnx_card(p)
+    if p.suffix == ".safetensors":
+        return read_card(p)
+    raise SynthaugError(f"{path}: expected a run directory, .safetensors or .onnx file")
+
+
+def _cmd_info(args: argparse.Namespace) -> dict[str, Any] | None:
+    card = read_any_card(args.source)
+    if args.json:
+        return card.to_dict()
+    c, h, w = card.image_shape
+    lines = [
+        f"family:        {card.family}",
+        f"images:        {c}x{h}x{w} float32 NCHW in [0, 1]; pixels = {card.pixel_values()}",
+        f"classes:       {card.num_classes} ({', '.join(card.class_names)})",
+        f"noise:         {card.noise['name']} {card.noise['shape']} ~ {card.noise['distribution']}",
+        f"config:        " + ", ".join(f"{k}={v}" for k, v in sorted(card.config.items())),
+    ]
+    if card.dataset:
+        lines.append(f"dataset:       {card.dataset.get('name')} ({card.dataset.get('size')} images, "
+                     f"{card.dataset.get('fingerprint')})")
+    if card.training:
+        lines.append("training:      " + ", ".join(f"{k}={v}" for k, v in sorted(card.training.items())))
+    if card.metrics:
+        lines.append("metrics:       " + ", ".join(f"{k}={v}" for k, v in sorted(card.metrics.items())))
+    lines.append(f"format:        {card.format_version} (synthaug {card.synthaug_version})")
+    print("\n".join(lines))
+    return None
+
+
+def _cmd_models(args: argparse.Namespace) -> dict[str, Any]:
+    from .models import get_family, list_models
+
+    return {name: {"description": get_family(name).description,
+                   "image_sizes": list(get_family(name).generator_cls.image_sizes)} for name in list_models()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models import list_models
+
+    parser = argparse.ArgumentParser(prog="synthaug", description=__doc__.split("\n\n")[0])
+    from ._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"synthaug {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="fit a class-conditional generator and write a run directory")
+    p.add_argument("data", help="'digits' (or digits:train / digits:test), an image folder, or an .npz")
+    p.add_argument("--model", default="dcgan", help=f"generator family: {', '.join(list_models())}")
+    p.add_argument("--out", required=True, help="run directory to create")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="training steps (default 3000)")
+    length.add_argument("--epochs", type=int, help="training epochs, instead of --steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--image-size", type=int, help="square size to train at (default: the data's own)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="1 greyscale or 3 RGB (default: from the data)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model hyper-parameter (repeatable); VALUE is JSON or text")
+    p.add_argument("--skip-bad-files", action="store_true", help="skip unreadable files instead of failing")
+    p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="replace an existing RUN")
+    p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("sample", help="generate images from a run or an .onnx file")
+    p.add_argument("source", help="run directory, .safetensors or .onnx")
+    p.add_argument("--per-class", type=int, required=True, help="images per class")
+    p.add_argument("--out", required=True, help="grid .png (one row per class) or .npz (images, labels)")
+    p.add_argument("--classes", help="comma-separated class names or indices (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("export", help="export a run to ONNX, with a parity check against torch")
+    p.add_argument("run", help="run directory or .safetensors")
+    p.add_argument("--out", required=True, help="output .onnx path")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed (default 1e-4)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("info", help="print the generator card of a run or model file")
+    p.add_argument("source", help="run directory, .safetensors or .onnx")
+    p.add_argument("--json", action="store_true", help="print the card as JSON")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("models", help="list the registered generator families")
+    p.set_defaults(func=_cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="synthaug: warning: %(message)s", stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except USER_ERRORS as err:
+        print(f"synthaug {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"synthaug {args.command}: interrupted", file=sys.stderr)
+        return 130
+    if result is not None:
+        print(json.dumps(result, indent=None if args.command != "models" else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Readers: each turns one kind of source into raw images (HWC/HW uint8 arrays) and labels."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import SynthaugError
+from .images import check_labels
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+DIGITS_SPLITS = ("digits", "digits:train", "digits:test")
+
+
+@dataclass
+class RawImages:
+    images: list[np.ndarray]
+    labels: np.ndarray
+    class_names: list[str]
+    name: str
+    pixel_max: int = 255
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_digits(spec: str) -> RawImages:
+    """The UCI handwritten digits shipped with scikit-learn: 1797 8x8 images, 17 grey levels.
+
+    ``digits:train`` / ``digits:test`` are a stratified 75/25 split (seed 0), so generators can
+    be fitted on one part and judged on the other.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = bunch.images.astype(np.uint8)
+    labels = bunch.target.astype(np.int64)
+    if spec != "digits":
+        idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=0.25,
+                                               stratify=labels, random_state=0)
+        idx = np.sort(idx_train if spec == "digits:train" else idx_test)
+        images, labels = images[idx], labels[idx]
+    return RawImages(list(images), labels, [str(i) for i in range(10)], spec, pixel_max=16)
+
+
+def read_npz(path: Path) -> RawImages:
+    """An ``.npz`` with ``images`` (N,H,W[,C] uint8) and ``labels`` (N ints); optional
+    ``class_names`` and ``pixel_max``."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise SynthaugError(f"{path}: expected a readable .npz archive, got {type(err).__name__}: {err}") from None
+    missing = [k for k in ("images", "labels") if k not in arrays]
+    if missing:
+        raise SynthaugError(f"{path}: expected arrays 'images' and 'labels', missing {', '.join(missing)} "
+                            f"(found: {', '.join(sorted(arrays)) or 'none'})")
+    images, labels = arrays["images"], arrays["labels"]
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+        raise SynthaugError(f"{path}: expected 'images' as uint8 (N,H,W) or (N,H,W,C) with C 1 or 3, "
+                            f"got {images.dtype} of shape {images.shape}")
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise SynthaugError(f"{path}: expected one label per image ({len(images)}), got labels of shape {labels.shape}")
+    names = arrays.get("class_names")
+    class_names = check_labels(labels, None if names is None else [str(n) for n in names], str(path))
+    pixel_max = int(arrays["pixel_max"]) if "pixel_max" in arrays else 255
+    return RawImages(list(images), labels.astype(np.int64), class_names, str(path), pixel_max)
+
+
+def read_folder(root: Path, skip_bad_files: bool = False) -> RawImages:
+    """An image folder: one subfolder per class, PNG/JPEG/BMP files of any size inside."""
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise SynthaugError(f"image folder {root} has no class subfolders: expected one subfolder per class")
+    if len(class_dirs) < 2:
+        raise SynthaugError(f"image folder {root}: expected at least 2 classes (subfolders), got 1 ({class_dirs[0].name})")
+    images, labels, skipped = [], [], []
+    for label, class_dir in enumerate(class_dirs):
+        count = 0
+        for path in sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            try:
+                images.append(_read_image(path))
+            except SynthaugError:
+                if not skip_bad_files:
+                    raise
+                skipped.append(str(path))
+                continue
+            labels.append(label)
+            count += 1
+        if count == 0:
+            raise SynthaugError(f"class folder {class_dir} has no images: expected PNG/JPEG/BMP files")
+    return RawImages(images, np.asarray(labels, dtype=np.int64), [p.name for p in class_dirs],
+                     str(root), skipped=skipped)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise SynthaugError(f"{path} is not an image file: expected {', '.join(IMAGE_SUFFIXES)} "
+                            f"(or pass --skip-bad-files)")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise SynthaugError(f"cannot decode image {path}: {err} (or pass --skip-bad-files)") from None
+    return np.asarray(rgb)
+
+
+def read_torch_dataset(dataset: Any) -> RawImages:
+    """Any map-style dataset of ``(image, label)``: PIL images, HWC/HW arrays, or CHW tensors
+    (uint8, or float in [0, 1])."""
+    import torch
+
+    try:
+        n = len(dataset)
+    except TypeError:
+        raise SynthaugError(f"expected a map-style dataset with __len__, got {type(dataset).__name__}") from None
+    if n == 0:
+        raise SynthaugError("expected a non-empty dataset, got 0 items")
+    images, labels = [], []
+    for i in range(n):
+        item = dataset[i]
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise SynthaugError(f"dataset item {i}: expected an (image, label) pair, got {type(item).__name__}")
+        image, label = item
+        if isinstance(label, torch.Tensor):
+            label = label.item()
+        if isinstance(label, (bool, float)) or not isinstance(label, (int, np.integer)):
+            raise SynthaugError(f"dataset item {i}: expected an integer label, got {label!r}")
+        images.append(_array_from_item(image, i))
+        labels.append(int(label))
+    names = getattr(dataset, "classes", None)
+    labels_arr = np.asarray(labels, dtype=np.int64)
+    class_names = check_labels(labels_arr, names, type(dataset).__name__)
+    return RawImages(images, labels_arr, class_names, type(dataset).__name__)
+
+
+def _array_from_item(image: Any, i: int) -> np.ndarray:
+    import torch
+
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
+    chw = isinstance(image, torch.Tensor)
+    arr = image.detach().cpu().numpy() if chw else np.asarray(image)
+    if chw and arr.ndim == 3:
+        arr = arr.transpose(1, 2, 0)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
+        raise SynthaugError(f"dataset item {i}: expected an image (HW, HWC or CHW with 1 or 3 channels), "
+                            f"got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        if arr.min() < 0 or arr.max() > 1:
+            raise SynthaugError(f"dataset item {i}: expected float pixels in [0, 1], got "
+                                f"[{arr.min():.3g}, {arr.max():.3g}] (undo normalisation first)")
+        return np.round(arr * 255).astype(np.uint8)
+    raise SynthaugError(f"dataset item {i}: expected uint8 or float pixels, got {arr.dtype}")
+
+
+def read_source(source: Any, skip_bad_files: bool = False) -> RawImages:
+    """Dispatch on what ``source`` is: a built-in name, a path, or a torch Dataset."""
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if text in DIGITS_SPLITS:
+            return read_digits(text)
+        path = Path(text)
+        if not path.exists():
+            raise SynthaugError(f"data {text!r} not found: expected {', '.join(DIGITS_SPLITS)}, "
+                                f"an image folder or an .npz file")
+        if path.is_dir():
+            return read_folder(path, skip_bad_files)
+        if path.suffix.lower() == ".npz":
+            return read_npz(path)
+        raise SynthaugError(f"data {text!r}: expected an image folder or an .npz file, got a {path.suffix or 'plain'} file")
+    return read_torch_dataset(source)

@@ -1,0 +1,10 @@
+"""Generator families. Importing this package registers the built-in ones."""
+
+from . import dcgan  # noqa: F401  (registers "dcgan")
+from .base import ConditionalGenerator, GeneratorTrainer
+from .registry import Family, create_generator, create_model, get_family, list_models, register_model
+
+__all__ = [
+    "ConditionalGenerator", "GeneratorTrainer", "Family", "create_generator", "create_model",
+    "get_family", "list_models", "register_model",
+]

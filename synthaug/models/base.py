@@ -1,0 +1,95 @@
+"""The two halves of a generator family (Contract 2).
+
+* :class:`ConditionalGenerator` — the deployable part. ``forward(noise, labels)`` is a pure
+  function: all randomness enters through ``noise``, so torch and ONNX agree and seeds mean
+  something.
+* :class:`GeneratorTrainer` — the training objective. It owns the networks being trained, their
+  optimizers and the EMA copy of the generator used for sampling, so the training loop never
+  branches on the family.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import SynthaugError
+
+
+class ConditionalGenerator(nn.Module):
+    """``forward(noise[N, *noise_shape] float32, labels[N] int64) -> images[N, C, H, W]`` in [0, 1]."""
+
+    family: ClassVar[str] = ""
+    #: Image sides (H == W) this architecture can produce.
+    image_sizes: ClassVar[tuple[int, ...]] = ()
+
+    def __init__(self, config: Any, image_shape: tuple[int, int, int], num_classes: int) -> None:
+        super().__init__()
+        check_image_shape(type(self), image_shape)
+        self.config = config
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.num_classes = int(num_classes)
+
+    def noise_spec(self) -> dict[str, Any]:
+        """The card's ``noise`` entry: name, per-sample shape and distribution."""
+        raise NotImplementedError
+
+
+def check_image_shape(cls: type[ConditionalGenerator], image_shape) -> None:
+    channels, height, width = image_shape
+    if channels not in (1, 3):
+        raise SynthaugError(f"{cls.family} needs 1 or 3 image channels, got {channels}")
+    if height != width or height not in cls.image_sizes:
+        sizes = ", ".join(str(s) for s in cls.image_sizes)
+        raise SynthaugError(
+            f"{cls.family} cannot produce {height}x{width} images: expected a square image size "
+            f"among {sizes} (set --image-size)"
+        )
+
+
+class GeneratorTrainer(nn.Module):
+    """A family's training objective.
+
+    Subclasses build ``self.generator`` (trained) and any other networks, then call
+    :meth:`init_ema`. ``training_step`` takes real images in [0, 1] and int64 labels and draws
+    every random number from ``rng``.
+    """
+
+    generator: ConditionalGenerator
+    ema: ConditionalGenerator
+
+    def __init__(self, config: Any, image_shape: tuple[int, int, int], num_classes: int) -> None:
+        super().__init__()
+        self.config = config
+        self.image_shape = tuple(image_shape)
+        self.num_classes = int(num_classes)
+
+    def init_ema(self) -> None:
+        self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update_ema(self, step: int, decay: float) -> None:
+        # Warm-up: early on the EMA would mostly remember the random init.
+        d = min(decay, (1.0 + step) / (10.0 + step))
+        for p_ema, p in zip(self.ema.parameters(), self.generator.parameters()):
+            p_ema.lerp_(p, 1.0 - d)
+        for b_ema, b in zip(self.ema.buffers(), self.generator.buffers()):
+            b_ema.copy_(b)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def training_step(self, images: torch.Tensor, labels: torch.Tensor,
+                      rng: torch.Generator, step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def sampling_generator(self) -> ConditionalGenerator:
+        """The generator to sample from and export: the EMA copy, in eval mode."""
+        return self.ema.eval()
+
+    def config_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)

@@ -1,0 +1,158 @@
+"""Class-conditional DCGAN (Radford et al. 2015) with a projection discriminator.
+
+Generator: the noise and a label embedding are projected to a 4x4 map, then fractionally
+strided convolutions with batchnorm and ReLU double the resolution up to the image size; a
+tanh output is mapped to [0, 1]. Discriminator: strided convolutions with LeakyReLU (spectral
+normalisation by default, batchnorm as the original's option), summed features, and a
+projection term ``<embed(y), h>`` (Miyato & Koyama 2018) that makes it class-aware.
+
+Example:
+    >>> import torch
+    >>> from synthaug.models import create_model
+    >>> trainer = create_model("dcgan", {"g_width": 8, "d_width": 8}, (1, 8, 8), num_classes=3)
+    >>> rng = torch.Generator().manual_seed(0)
+    >>> losses = trainer.training_step(torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0]), rng, 0)
+    >>> sorted(losses)
+    ['d_fake', 'd_real', 'loss_d', 'loss_g']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from .base import ConditionalGenerator, GeneratorTrainer
+from .config import param
+from .registry import register_model
+
+_MAX_WIDTH = 512
+
+
+@dataclass
+class DCGANConfig:
+    latent_dim: int = param(64, low=1, high=4096, help="size of the normal noise vector")
+    embed_dim: int = param(32, low=1, high=4096, help="size of the generator's label embedding")
+    g_width: int = param(64, low=1, high=4096, help="generator channels at full resolution")
+    d_width: int = param(64, low=1, high=4096, help="discriminator channels at full resolution")
+    loss: str = param("hinge", choices=("hinge", "nonsaturating"))
+    d_norm: str = param("spectral", choices=("spectral", "batch"))
+    lr_g: float = param(2e-4, low=1e-7, high=1.0)
+    lr_d: float = param(2e-4, low=1e-7, high=1.0)
+    betas: tuple = param((0.0, 0.99), low=0.0, high=0.9999)
+    ema_decay: float = param(0.999, low=0.0, high=1.0)
+
+
+def _widths(base: int, image_size: int) -> list[int]:
+    """Channels from 4x4 up to ``image_size``: halving as resolution doubles."""
+    n = int(math.log2(image_size)) - 2
+    return [min(base * 2 ** (n - i), _MAX_WIDTH) for i in range(n + 1)]
+
+
+class DCGANGenerator(ConditionalGenerator):
+    image_sizes = (8, 16, 32, 64)
+
+    def __init__(self, config: DCGANConfig, image_shape, num_classes: int) -> None:
+        super().__init__(config, image_shape, num_classes)
+        channels, size, _ = self.image_shape
+        widths = _widths(config.g_width, size)
+        self.embed = nn.Embedding(num_classes, config.embed_dim)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(config.latent_dim + config.embed_dim, widths[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True),
+        ]
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers += [nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def noise_spec(self) -> dict:
+        return {"name": "noise", "shape": [self.config.latent_dim], "distribution": "normal"}
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([noise, self.embed(labels)], dim=1)
+        return self.net(h[:, :, None, None]) * 0.5 + 0.5
+
+
+class ProjectionDiscriminator(nn.Module):
+    def __init__(self, config: DCGANConfig, image_shape, num_classes: int) -> None:
+        super().__init__()
+        channels, size, _ = image_shape
+        widths = _widths(config.d_width, size)[::-1]
+        sn = spectral_norm if config.d_norm == "spectral" else (lambda m: m)
+        layers: list[nn.Module] = [sn(nn.Conv2d(channels, widths[0], 3, 1, 1)), nn.LeakyReLU(0.2)]
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers.append(sn(nn.Conv2d(c_in, c_out, 4, 2, 1)))
+            if config.d_norm == "batch":
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2))
+        layers += [sn(nn.Conv2d(widths[-1], widths[-1], 3, 1, 1)), nn.LeakyReLU(0.2)]
+        self.features = nn.Sequential(*layers)
+        self.linear = sn(nn.Linear(widths[-1], 1))
+        self.embed = sn(nn.Embedding(num_classes, widths[-1]))
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.features(images * 2.0 - 1.0).sum(dim=(2, 3))
+        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+
+@register_model("dcgan", config=DCGANConfig, generator=DCGANGenerator,
+                description="class-conditional DCGAN with a projection discriminator")
+class DCGANTrainer(GeneratorTrainer):
+    def __init__(self, config: DCGANConfig, image_shape, num_classes: int) -> None:
+        super().__init__(config, image_shape, num_classes)
+        self.generator = DCGANGenerator(config, image_shape, num_classes)
+        self.discriminator = ProjectionDiscriminator(config, image_shape, num_classes)
+        self.init_ema()
+        betas = tuple(config.betas)
+        self._opts = {
+            "g": torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas),
+            "d": torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas),
+        }
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._opts
+
+    def _d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "hinge":
+            return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+    def _g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "hinge":
+            return -fake_logits.mean()
+        return F.softplus(-fake_logits).mean()
+
+    def training_step(self, images, labels, rng, step):
+        self.generator.train()
+        self.discriminator.train()
+        n = images.shape[0]
+        noise = torch.randn(n, self.config.latent_dim, generator=rng, device=rng.device).to(images.device)
+        fake = self.generator(noise, labels)
+
+        # One discriminator call on real and fake together: batchnorm sees one batch, which is
+        # also what DistributedDataParallel needs.
+        logits = self.discriminator(torch.cat([images, fake.detach()]), torch.cat([labels, labels]))
+        real_logits, fake_logits = logits[:n], logits[n:]
+        loss_d = self._d_loss(real_logits, fake_logits)
+        self._opts["d"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        self._opts["d"].step()
+
+        self.discriminator.requires_grad_(False)
+        loss_g = self._g_loss(self.discriminator(fake, labels))
+        self._opts["g"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        self._opts["g"].step()
+        self.discriminator.requires_grad_(True)
+
+        self.update_ema(step, self.config.ema_decay)
+        return {
+            "loss_d": loss_d.item(), "loss_g": loss_g.item(),
+            "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item(),
+        }

@@ -1,0 +1,62 @@
+"""A run directory, as ``fit`` leaves it: card, weights, checkpoint, log and sample grids."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from .card import GeneratorCard
+from .errors import SynthaugError
+from .layout import LOG_FILE, WEIGHTS_FILE
+
+
+class Run:
+    """Handle on a fitted run directory.
+
+    Example:
+        >>> run = Run("runs/digits")  # doctest: +SKIP
+        >>> run.card.family, run.card.training["steps"]  # doctest: +SKIP
+        ('dcgan', 3000)
+        >>> images = run.sampler().sample([0, 1], seed=0)  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not (self.path / WEIGHTS_FILE).is_file():
+            raise SynthaugError(f"{self.path}: expected a run directory holding {WEIGHTS_FILE}, found none")
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / WEIGHTS_FILE
+
+    @property
+    def card(self) -> GeneratorCard:
+        # The safetensors metadata is the authority; card.json is a readable copy of it.
+        from .weights import read_card
+
+        return read_card(self.weights_path)
+
+    def sampler(self, device: str | torch.device | None = None):
+        """A :class:`~synthaug.TorchSampler` on the run's EMA generator."""
+        from .runtime import load
+
+        return load(self.path, device=device)
+
+    def log(self) -> list[dict[str, float]]:
+        """The training log, one dict of floats per step."""
+        path = self.path / LOG_FILE
+        if not path.is_file():
+            return []
+        with open(path, newline="") as fh:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+    def sample_grids(self) -> list[Path]:
+        return sorted(self.path.glob("samples_*.png"))
+
+
+__all__ = ["Run"]

@@ -1,0 +1,38 @@
+"""``synthaug.load``: a sampler from a run directory, a ``.safetensors`` or an ``.onnx`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import SynthaugError
+from ..layout import WEIGHTS_FILE
+from .sampler import OnnxSampler, Sampler, TorchSampler
+
+
+def load(path: str | Path, device: str | torch.device | None = None) -> Sampler:
+    """The sampler a path describes: PyTorch for runs and ``.safetensors``, ONNX Runtime for ``.onnx``.
+
+    Example:
+        >>> import synthaug  # doctest: +SKIP
+        >>> sampler = synthaug.load("runs/digits/model.onnx")  # doctest: +SKIP
+        >>> sampler.sample([0, 1, 2], seed=0).shape  # doctest: +SKIP
+        torch.Size([3, 1, 8, 8])
+    """
+    from ..weights import load_generator
+
+    path = Path(path)
+    if path.is_dir():
+        weights = path / WEIGHTS_FILE
+        if not weights.is_file():
+            raise SynthaugError(f"{path}: expected a run directory holding {WEIGHTS_FILE}, found none")
+        path = weights
+    if path.suffix == ".onnx":
+        return OnnxSampler(str(path), device=device or "cpu")
+    if path.suffix == ".safetensors":
+        module, card = load_generator(path, device or "cpu")
+        return TorchSampler(module, card)
+    if not path.exists():
+        raise SynthaugError(f"{path}: no such file or directory (expected a run directory, .safetensors or .onnx)")
+    raise SynthaugError(f"{path}: expected a run directory, .safetensors or .onnx file, got {path.suffix or 'no suffix'}")

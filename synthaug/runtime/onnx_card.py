@@ -1,0 +1,31 @@
+"""Read the generator card out of an ONNX file's ``metadata_props``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..card import METADATA_KEY, CardError, GeneratorCard
+from ..errors import SynthaugError
+
+
+def read_onnx_card(path: str | Path) -> GeneratorCard:
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise SynthaugError(f"{path}: no such file (expected an .onnx generator exported by synthaug)")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError and friends share no useful base class
+        raise SynthaugError(f"{path}: not a readable ONNX model ({type(err).__name__})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        raise CardError(f"{path}: no '{METADATA_KEY}' in the ONNX metadata: not exported by synthaug")
+    card = GeneratorCard.from_json(props[METADATA_KEY], source=str(path))
+    from ..models import get_family
+
+    try:
+        get_family(card.family)
+    except SynthaugError as err:
+        raise SynthaugError(f"{path}: card names a family this synthaug does not know ({err})") from None
+    return card

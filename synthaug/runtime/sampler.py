@@ -1,0 +1,179 @@
+"""Samplers (Contract 3): one interface over a torch module and an ONNX Runtime session.
+
+All noise is drawn on the CPU from a seeded ``torch.Generator`` in :func:`draw_noise`, then
+handed to the backend, so the same seed gives the same images on torch and on ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..card import GeneratorCard
+from ..errors import SynthaugError
+
+
+def draw_noise(spec: dict[str, Any], n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` samples of the noise the card's ``noise`` entry describes, float32 on the CPU."""
+    shape = (n, *spec["shape"])
+    if spec["distribution"] == "normal":
+        return torch.randn(shape, generator=generator, dtype=torch.float32)
+    if spec["distribution"] == "uniform_0_1":
+        return torch.rand(shape, generator=generator, dtype=torch.float32)
+    raise SynthaugError(f"unknown noise distribution {spec['distribution']!r}: expected normal or uniform_0_1")
+
+
+def make_generator(seed: int | None = None, generator: torch.Generator | None = None) -> torch.Generator:
+    """The CPU generator every draw comes from: the one given, or a fresh one seeded by ``seed``
+    (a random seed when ``None``)."""
+    if generator is not None:
+        if seed is not None:
+            raise SynthaugError("expected either seed or generator, got both")
+        return generator
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    return torch.Generator().manual_seed(int(seed))
+
+
+class Sampler(abc.ABC):
+    """Generates images of requested classes from a fitted generator.
+
+    ``sample(labels, seed=...)`` returns float32 ``[N, C, H, W]`` in [0, 1] on the sampler's
+    device. Subclasses implement :meth:`_generate` for one batch of noise and labels.
+
+    Example:
+        >>> import synthaug  # doctest: +SKIP
+        >>> sampler = synthaug.load("runs/digits")  # doctest: +SKIP
+        >>> images = sampler.sample([3, 3, 7], seed=0)  # doctest: +SKIP
+        >>> images.shape  # doctest: +SKIP
+        torch.Size([3, 1, 8, 8])
+    """
+
+    card: GeneratorCard
+    device: torch.device
+    batch_size: int = 256
+
+    def check_labels(self, labels: Any) -> torch.Tensor:
+        """Labels as an int64 CPU tensor, each in ``0..num_classes-1``."""
+        t = torch.as_tensor(labels).reshape(-1) if not isinstance(labels, torch.Tensor) else labels.reshape(-1)
+        if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
+            raise SynthaugError(f"expected integer class labels, got {t.dtype}")
+        t = t.to("cpu", torch.int64)
+        k = self.card.num_classes
+        bad = t[(t < 0) | (t >= k)]
+        if bad.numel():
+            raise SynthaugError(f"expected labels in 0..{k - 1} ({k} classes: "
+                                f"{_short(self.card.class_names)}), got {int(bad[0])}")
+        return t
+
+    def sample(self, labels: Sequence[int] | torch.Tensor | np.ndarray, seed: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images of the given classes; noise from ``seed`` or ``generator`` (CPU)."""
+        labels = self.check_labels(labels)
+        rng = make_generator(seed, generator)
+        noise = draw_noise(self.card.noise, labels.numel(), rng)
+        chunks = [self._generate(noise[i:i + self.batch_size], labels[i:i + self.batch_size])
+                  for i in range(0, labels.numel(), self.batch_size)]
+        if not chunks:
+            return torch.empty((0, *self.card.image_shape), device=self.device)
+        return torch.cat(chunks)
+
+    def sample_per_class(self, per_class: int, classes: Sequence[int] | None = None,
+                         seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``per_class`` images of each class (all classes by default), grouped by class."""
+        if per_class < 1:
+            raise SynthaugError(f"expected at least 1 image per class, got {per_class}")
+        classes = list(range(self.card.num_classes)) if classes is None else list(classes)
+        labels = self.check_labels(torch.as_tensor(classes).repeat_interleave(per_class))
+        return self.sample(labels, seed=seed), labels
+
+    def to_pixels(self, images: torch.Tensor) -> np.ndarray:
+        """Images as the dataset's own pixels: uint8 ``[N, H, W]`` (grey) or ``[N, H, W, C]``."""
+        pixel_max = self.card.output.get("pixel_max", 255)
+        arr = (images.detach().float().cpu().clamp(0, 1) * pixel_max).round().to(torch.uint8)
+        arr = arr.permute(0, 2, 3, 1).numpy()
+        return arr[..., 0] if arr.shape[-1] == 1 else arr
+
+    @abc.abstractmethod
+    def _generate(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One batch: CPU noise and labels in, images on ``self.device`` out."""
+
+
+class TorchSampler(Sampler):
+    """Samples from a generator module with PyTorch.
+
+    Example:
+        >>> from synthaug.models import create_generator
+        >>> from synthaug.card import GeneratorCard
+        >>> g = create_generator("dcgan", None, (1, 8, 8), 2).eval()
+        >>> card = GeneratorCard("dcgan", {}, [1, 8, 8], 2, ["a", "b"], g.noise_spec(),
+        ...                      {"range": [0, 1]})
+        >>> TorchSampler(g, card).sample([0, 1], seed=0).shape
+        torch.Size([2, 1, 8, 8])
+    """
+
+    def __init__(self, module: torch.nn.Module, card: GeneratorCard,
+                 device: str | torch.device | None = None, batch_size: int = 256) -> None:
+        self.card = card
+        self.device = torch.device(device) if device is not None else next(module.parameters()).device
+        self.module = module.to(self.device).eval().requires_grad_(False)
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def _generate(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.module(noise.to(self.device), labels.to(self.device)).float()
+
+
+class OnnxSampler(Sampler):
+    """Samples from an exported ``model.onnx`` with ONNX Runtime.
+
+    The session is created on first use, and dropped when pickled, so a sampler can be handed
+    to DataLoader workers.
+    """
+
+    def __init__(self, path: str, card: GeneratorCard | None = None, device: str | torch.device = "cpu",
+                 providers: Sequence[str] | None = None, threads: int | None = None,
+                 batch_size: int = 256) -> None:
+        from .onnx_card import read_onnx_card
+
+        self.path = str(path)
+        self.card = card if card is not None else read_onnx_card(self.path)
+        self.device = torch.device(device)
+        self.providers = list(providers) if providers else _default_providers(self.device)
+        self.threads = threads
+        self.batch_size = batch_size
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            if self.threads:
+                options.intra_op_num_threads = self.threads
+            self._session = ort.InferenceSession(self.path, options, providers=self.providers)
+        return self._session
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_session"] = None  # InferenceSession cannot be pickled
+        return state
+
+    def _generate(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        (images,) = self.session.run(["images"], {"noise": noise.numpy(), "labels": labels.numpy()})
+        return torch.from_numpy(images).to(self.device)
+
+
+def _default_providers(device: torch.device) -> list[str]:
+    if device.type == "cuda":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _short(names: Sequence[str], n: int = 6) -> str:
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")

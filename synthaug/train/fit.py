@@ -1,0 +1,262 @@
+"""``fit``: the training loop, with checkpoints, resume, logging and sample grids.
+
+The loop is the same for every family: the family's trainer owns its objective and
+optimizers. Every random draw is derived from ``seed``: the model initialisation, the batch
+order of each epoch (a pure function of seed and epoch) and the training noise (one generator
+whose state is checkpointed), so a resumed run is bitwise equal to an uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from ..atomic import atomic_write, atomic_write_text
+from ..card import GeneratorCard
+from ..data import ImageData, load_data
+from ..errors import SynthaugError
+from ..grid import save_grid
+from ..layout import CARD_FILE, CHECKPOINT_FILE, LOG_FILE, SAMPLES_PATTERN, WEIGHTS_FILE
+from ..models import GeneratorTrainer, create_model, get_family
+from ..progress import progress_bar
+from ..run import Run
+from ..weights import save_generator
+from .rundir import prepare_run_dir
+
+DEFAULT_STEPS = 3000
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class FitSettings:
+    """What a run was started with; stored in the checkpoint so ``--resume`` needs none of it."""
+
+    model: str
+    config: dict[str, Any]
+    batch_size: int
+    seed: int
+    image_size: int
+    channels: int
+    data_fingerprint: str
+
+
+def fit(data: Any, out: str | os.PathLike, model: str = "dcgan", *, config: dict[str, Any] | None = None,
+        steps: int | None = None, epochs: int | None = None, batch_size: int = 64, seed: int = 0,
+        image_size: int | None = None, channels: int | None = None, skip_bad_files: bool = False,
+        resume: bool = False, force: bool = False, sample_every: int = 500,
+        checkpoint_every: int = 500, progress: bool = True, device: str | None = None) -> Run:
+    """Fit a class-conditional generator on ``data`` and write a run directory to ``out``.
+
+    Args:
+        data: ``"digits"`` (or ``"digits:train"``/``"digits:test"``), an image folder, an
+            ``.npz`` path, or a map-style torch Dataset of ``(image, label)``.
+        out: the run directory. It must not exist unless ``resume`` or ``force``.
+        model: a registered family (see :func:`synthaug.list_models`).
+        config: overrides of the family's hyper-parameters.
+        steps / epochs: training length (one of them; default 3000 steps).
+        resume: continue the run in ``out`` from its last checkpoint; ``steps``/``epochs`` may
+            extend it.
+
+    Example:
+        >>> import synthaug, tempfile  # doctest: +SKIP
+        >>> run = synthaug.fit("digits", out=tempfile.mkdtemp() + "/run", steps=20)  # doctest: +SKIP
+        >>> run.sampler().sample([0, 1], seed=0).shape  # doctest: +SKIP
+        torch.Size([2, 1, 8, 8])
+    """
+    _check_positive(batch_size=batch_size, sample_every=sample_every, checkpoint_every=checkpoint_every,
+                    steps=steps, epochs=epochs)
+    if steps is not None and epochs is not None:
+        raise SynthaugError(f"expected --steps or --epochs, got both ({steps} steps, {epochs} epochs)")
+    family = get_family(model)
+    family.config(config)  # reject bad hyper-parameters before touching the disk or the data
+    out = Path(out)
+    resuming = prepare_run_dir(out, resume, force)
+    checkpoint = _read_checkpoint(out / CHECKPOINT_FILE) if resuming else None
+    if checkpoint is not None:
+        settings = FitSettings(**checkpoint["settings"])
+        family = get_family(settings.model)
+    else:
+        settings = None
+    dataset = load_data(data, image_size=settings.image_size if settings else image_size,
+                        channels=settings.channels if settings else channels,
+                        skip_bad_files=skip_bad_files, supported_sizes=family.generator_cls.image_sizes)
+    if settings is None:
+        settings = FitSettings(model, dict(config or {}), batch_size, seed, dataset.image_shape[1],
+                               dataset.image_shape[0], dataset.fingerprint())
+    elif settings.data_fingerprint != dataset.fingerprint():
+        raise SynthaugError(f"cannot resume {out}: expected the data it was fitted on "
+                            f"({settings.data_fingerprint}), got different data ({dataset.fingerprint()})")
+
+    loop = _Loop(dataset, settings, out, device, progress)
+    total = _total_steps(steps, epochs, loop.steps_per_epoch, default=DEFAULT_STEPS)
+    if checkpoint is not None:
+        loop.restore(checkpoint)
+        if steps is None and epochs is None:
+            total = checkpoint["total_steps"]  # finish what was asked for originally
+    loop.run(total, sample_every, checkpoint_every)
+    return Run(out)
+
+
+def _check_positive(**values: int | None) -> None:
+    bad = [f"{k} must be a positive integer, got {v!r}" for k, v in values.items()
+           if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1)]
+    if bad:
+        raise SynthaugError("; ".join(bad))
+
+
+def _total_steps(steps: int | None, epochs: int | None, steps_per_epoch: int, default: int) -> int:
+    if steps is not None:
+        return steps
+    if epochs is not None:
+        return epochs * steps_per_epoch
+    return default
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise SynthaugError(f"{path}: checkpoint is unreadable ({type(err).__name__}); "
+                            f"start again with --force") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise SynthaugError(f"{path}: expected a synthaug checkpoint of format {CHECKPOINT_FORMAT}")
+    return state
+
+
+class _Loop:
+    def __init__(self, data: ImageData, settings: FitSettings, out: Path, device: str | None,
+                 progress: bool) -> None:
+        self.data, self.settings, self.out, self.progress = data, settings, out, progress
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # Initialise the networks from the seed without disturbing the caller's global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            self.trainer: GeneratorTrainer = create_model(settings.model, settings.config,
+                                                          data.image_shape, data.num_classes)
+        self.trainer.to(self.device)
+        self.images = data.as_float().to(self.device)
+        self.labels = data.labels.to(self.device)
+        n = len(data)
+        self.batch_size = min(settings.batch_size, n)
+        self.steps_per_epoch = n // self.batch_size
+        self.rng = torch.Generator().manual_seed(settings.seed + 1)
+        self.step = 0
+        self.elapsed = 0.0
+        self.log_rows: list[dict[str, Any]] = []
+        # Fixed noise for the grids: one row per class, so progress is comparable across grids.
+        per_class = min(10, max(4, 64 // data.num_classes))
+        self.grid_labels = torch.arange(data.num_classes).repeat_interleave(per_class)
+        self.grid_per_row = per_class
+        spec = self.trainer.generator.noise_spec()
+        from ..runtime import draw_noise
+
+        self.grid_noise = draw_noise(spec, len(self.grid_labels), torch.Generator().manual_seed(settings.seed + 2))
+
+    def _batch_indices(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if getattr(self, "_perm_epoch", None) != epoch:
+            g = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(len(self.data), generator=g)
+            self._perm_epoch = epoch
+        return self._perm[i * self.batch_size:(i + 1) * self.batch_size].to(self.device)
+
+    def run(self, total: int, sample_every: int, checkpoint_every: int) -> None:
+        start = self.step
+        bar = progress_bar(total, f"fit {self.settings.model}", self.progress, initial=start)
+        t0 = time.perf_counter() - self.elapsed
+        try:
+            while self.step < total:
+                idx = self._batch_indices(self.step)
+                losses = self.trainer.training_step(self.images[idx], self.labels[idx], self.rng, self.step)
+                bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise SynthaugError(f"training diverged at step {self.step}: {bad[0]} is {losses[bad[0]]}; "
+                                        f"try a lower learning rate")
+                self.step += 1
+                self.elapsed = time.perf_counter() - t0
+                self.log_rows.append({"step": self.step, "epoch": (self.step - 1) // self.steps_per_epoch,
+                                      "time_s": round(self.elapsed, 3), **{k: round(v, 6) for k, v in losses.items()}})
+                bar.update(1)
+                if self.step % 50 == 0 or self.step == total:
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k.startswith("loss")}, refresh=False)
+                if self.step % sample_every == 0 or self.step == total:
+                    self.write_grid()
+                if self.step % checkpoint_every == 0 or self.step == total:
+                    self.write_checkpoint(total)
+        finally:
+            bar.close()
+
+    @torch.no_grad()
+    def write_grid(self) -> None:
+        g = self.trainer.sampling_generator()
+        images = g(self.grid_noise.to(self.device), self.grid_labels.to(self.device))
+        save_grid(images, self.grid_per_row, self.out / SAMPLES_PATTERN.format(step=self.step))
+
+    def card(self) -> GeneratorCard:
+        d, s = self.data, self.settings
+        return GeneratorCard(
+            family=s.model, config=self.trainer.config_dict(), image_shape=list(d.image_shape),
+            num_classes=d.num_classes, class_names=list(d.class_names),
+            noise=self.trainer.generator.noise_spec(),
+            output={"dtype": "float32", "layout": "NCHW", "range": [0.0, 1.0], "pixel_max": d.pixel_max},
+            dataset={"name": d.name, "fingerprint": d.fingerprint(), "size": len(d),
+                     "class_counts": d.class_counts()},
+            training={"steps": self.step, "seed": s.seed, "batch_size": self.batch_size,
+                      "seconds": round(self.elapsed, 1)},
+            synthaug_version=__version__,
+        )
+
+    def write_checkpoint(self, total: int) -> None:
+        # Order matters for a kill at any moment: the log and the generator first, then the
+        # checkpoint that --resume reads (it truncates the log back to its own step).
+        self.write_log()
+        card = self.card()
+        save_generator(self.trainer.sampling_generator(), card, self.out / WEIGHTS_FILE)
+        atomic_write_text(self.out / CARD_FILE, card.to_json(indent=2) + "\n")
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "total_steps": total,
+            "elapsed": self.elapsed,
+            "settings": self.settings.__dict__,
+            "trainer": self.trainer.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.trainer.optimizers().items()},
+            "rng": self.rng.get_state(),
+            "log": self.log_rows,
+        }
+        atomic_write(self.out / CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
+
+    def write_log(self) -> None:
+        if not self.log_rows:
+            return
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(self.log_rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.log_rows)
+        atomic_write_text(self.out / LOG_FILE, buf.getvalue())
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.trainer.load_state_dict(state["trainer"])
+        for k, opt in self.trainer.optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])
+        self.rng.set_state(state["rng"])
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+        self.log_rows = list(state["log"])
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process, in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024

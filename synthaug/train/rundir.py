@@ -1,0 +1,47 @@
+"""Preparing a run directory: refuse to clobber, check it is writable, resume or replace."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ..errors import SynthaugError
+from ..layout import CARD_FILE, CHECKPOINT_FILE, WEIGHTS_FILE
+
+
+def prepare_run_dir(out: str | os.PathLike, resume: bool, force: bool) -> bool:
+    """Make ``out`` ready for fitting. Returns True when an existing run is to be resumed."""
+    if resume and force:
+        raise SynthaugError("expected at most one of --resume and --force, got both")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SynthaugError(f"{out}: expected a run directory, got an existing file")
+    existing = out.is_dir() and any(out.iterdir())
+    if resume:
+        if not (out / CHECKPOINT_FILE).is_file():
+            raise SynthaugError(f"{out}: nothing to resume: expected {CHECKPOINT_FILE} in the run directory")
+        _check_writable(out)
+        return True
+    if existing:
+        if not force:
+            raise SynthaugError(f"{out} already exists: pass --resume to continue it or --force to replace it")
+        if not any((out / f).exists() for f in (CARD_FILE, WEIGHTS_FILE, CHECKPOINT_FILE)):
+            raise SynthaugError(f"{out} is not empty and holds no synthaug run: refusing to delete it, "
+                                f"even with --force")
+        shutil.rmtree(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SynthaugError(f"cannot create run directory {out}: {err.strerror}") from None
+    _check_writable(out)
+    return False
+
+
+def _check_writable(out: Path) -> None:
+    probe = out / ".synthaug-write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise SynthaugError(f"cannot write to run directory {out}: {err.strerror}") from None
