@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ def _export_graph(module: ConditionalGenerator, card: GeneratorCard, out: Path) 
     example_noise = draw_noise(card.noise, 2, torch.Generator().manual_seed(0))
     example_labels = torch.zeros(2, dtype=torch.int64)
     batch = torch.export.Dim("batch")
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             module, (example_noise, example_labels), dynamo=True, external_data=False,
@@ -106,6 +107,19 @@ def _export_graph(module: ConditionalGenerator, card: GeneratorCard, out: Path) 
     onnx.checker.check_model(model, full_check=True)
     onnx.save_model(model, str(out))
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), -1)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    # The exporter logs notes about optional operator sets (torchvision's, say) that are noise
+    # for a generator; errors still come through.
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _parity(module: ConditionalGenerator, card: GeneratorCard, onnx_path: Path, n: int, seed: int) -> float:

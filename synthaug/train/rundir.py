@@ -22,6 +22,8 @@ def prepare_run_dir(out: str | os.PathLike, resume: bool, force: bool) -> bool:
         if not (out / CHECKPOINT_FILE).is_file():
             raise SynthaugError(f"{out}: nothing to resume: expected {CHECKPOINT_FILE} in the run directory")
         _check_writable(out)
+        for stale in out.glob(".*.tmp"):  # half-written files of a run that was killed
+            stale.unlink(missing_ok=True)
         return True
     if existing:
         if not force:
