@@ -1,0 +1,66 @@
+"""The README's deploy snippet runs with numpy + onnxruntime only."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporters.onnx import export
+from synthaug.models import list_models
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+BLOCK_IMPORTS = '''
+import sys
+class _Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "synthaug", "exporters"):
+            raise ImportError(f"{name} must not be needed to sample from the ONNX file")
+sys.meta_path.insert(0, _Blocked())
+'''
+
+REPORT = '''
+import json as _json
+print(_json.dumps({"shape": list(images.shape), "dtype": str(images.dtype), "min": float(images.min()),
+                   "max": float(images.max()), "pixel_max": int(pixels.max()), "labels": labels.tolist(),
+                   "torch_loaded": "torch" in sys.modules}))
+'''
+
+
+def readme_snippet() -> str:
+    match = re.search(r"<!-- deploy-snippet -->\s*```python\n(.*?)```", README.read_text(), re.S)
+    assert match, "README lost its deploy snippet markers"
+    return match.group(1)
+
+
+def test_snippet_is_at_most_a_dozen_lines():
+    assert len(readme_snippet().strip().splitlines()) <= 12
+
+
+@pytest.mark.parametrize("family", list_models())
+def test_readme_snippet_samples_without_torch_or_synthaug(tiny_generator, tmp_path, family, digits_run):
+    if family == "dcgan":
+        export(digits_run.path, tmp_path / "model.onnx")  # a fitted digits model, as in the README
+    else:
+        module, card = tiny_generator(family, num_classes=10)
+        card.class_names = [str(i) for i in range(10)]
+        export((module, card), tmp_path / "model.onnx")
+    script = BLOCK_IMPORTS + readme_snippet() + REPORT
+    proc = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["shape"][0] == 3 and out["dtype"] == "float32"
+    assert 0.0 <= out["min"] and out["max"] <= 1.0
+    assert out["labels"] == [3, 3, 7]
+    assert not out["torch_loaded"]
+
+
+def test_blocker_really_blocks(tmp_path):
+    proc = subprocess.run([sys.executable, "-I", "-c", BLOCK_IMPORTS + "import torch"], capture_output=True,
+                          text=True)
+    assert proc.returncode != 0 and "must not be needed" in proc.stderr
