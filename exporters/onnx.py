@@ -7,9 +7,11 @@ place it passes ``onnx.checker`` (``full_check=True``) and a parity check agains
 random inputs; a failing export leaves any earlier file at ``path`` untouched.
 
 Example:
-    >>> from exporters.onnx import export  # doctest: +SKIP
-    >>> result = export("runs/digits", "runs/digits/model.onnx")  # doctest: +SKIP
-    >>> result.max_abs_diff < 1e-4  # doctest: +SKIP
+    >>> import synthaug, tempfile
+    >>> out = tempfile.mkdtemp() + "/run"
+    >>> _ = synthaug.fit("digits", out=out, steps=1, config={"g_width": 8, "d_width": 8}, progress=False)
+    >>> result = export(out, out + "/model.onnx")
+    >>> result.max_abs_diff < 1e-4
     True
 """
 

@@ -16,10 +16,14 @@ class Run:
     """Handle on a fitted run directory.
 
     Example:
-        >>> run = Run("runs/digits")  # doctest: +SKIP
-        >>> run.card.family, run.card.training["steps"]  # doctest: +SKIP
-        ('dcgan', 3000)
-        >>> images = run.sampler().sample([0, 1], seed=0)  # doctest: +SKIP
+        >>> import synthaug, tempfile
+        >>> out = tempfile.mkdtemp() + "/run"
+        >>> _ = synthaug.fit("digits", out=out, steps=3, config={"g_width": 8, "d_width": 8}, progress=False)
+        >>> run = Run(out)
+        >>> run.card.family, run.card.training["steps"], len(run.log())
+        ('dcgan', 3, 3)
+        >>> run.sampler().sample([0, 1], seed=0).shape
+        torch.Size([2, 1, 8, 8])
     """
 
     def __init__(self, path: str | Path) -> None:

@@ -14,7 +14,7 @@ from synthaug.models import create_generator
 #: Per family: small hyper-parameters, and the image shapes to test (C, H, W).
 TINY = {
     "dcgan": {"config": {"g_width": 8, "d_width": 8, "latent_dim": 8, "embed_dim": 4},
-              "shapes": [(1, 8, 8), (3, 16, 16)]},
+              "shapes": [(1, 8, 8), (3, 16, 16), (3, 64, 64)]},
 }
 
 FAST_FIT = ["--steps", "4", "--no-progress", "--batch-size", "16", "--checkpoint-every", "2",

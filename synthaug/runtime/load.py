@@ -15,9 +15,12 @@ def load(path: str | Path, device: str | torch.device | None = None) -> Sampler:
     """The sampler a path describes: PyTorch for runs and ``.safetensors``, ONNX Runtime for ``.onnx``.
 
     Example:
-        >>> import synthaug  # doctest: +SKIP
-        >>> sampler = synthaug.load("runs/digits/model.onnx")  # doctest: +SKIP
-        >>> sampler.sample([0, 1, 2], seed=0).shape  # doctest: +SKIP
+        >>> import synthaug, tempfile
+        >>> out = tempfile.mkdtemp() + "/run"
+        >>> _ = synthaug.fit("digits", out=out, steps=1, config={"g_width": 8, "d_width": 8}, progress=False)
+        >>> type(load(out)).__name__
+        'TorchSampler'
+        >>> load(out + "/generator.safetensors").sample([0, 1, 2], seed=0).shape
         torch.Size([3, 1, 8, 8])
     """
     from ..weights import load_generator

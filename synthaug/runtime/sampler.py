@@ -43,14 +43,8 @@ class Sampler(abc.ABC):
     """Generates images of requested classes from a fitted generator.
 
     ``sample(labels, seed=...)`` returns float32 ``[N, C, H, W]`` in [0, 1] on the sampler's
-    device. Subclasses implement :meth:`_generate` for one batch of noise and labels.
-
-    Example:
-        >>> import synthaug  # doctest: +SKIP
-        >>> sampler = synthaug.load("runs/digits")  # doctest: +SKIP
-        >>> images = sampler.sample([3, 3, 7], seed=0)  # doctest: +SKIP
-        >>> images.shape  # doctest: +SKIP
-        torch.Size([3, 1, 8, 8])
+    device. Subclasses implement :meth:`_generate` for one batch of noise and labels; see
+    :class:`TorchSampler` for an example, and :func:`synthaug.load` to get one from a file.
     """
 
     card: GeneratorCard
@@ -60,6 +54,8 @@ class Sampler(abc.ABC):
     def check_labels(self, labels: Any) -> torch.Tensor:
         """Labels as an int64 CPU tensor, each in ``0..num_classes-1``."""
         t = torch.as_tensor(labels).reshape(-1) if not isinstance(labels, torch.Tensor) else labels.reshape(-1)
+        if t.numel() == 0:
+            return torch.empty(0, dtype=torch.int64)
         if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
             raise SynthaugError(f"expected integer class labels, got {t.dtype}")
         t = t.to("cpu", torch.int64)
