@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthaug.atomic import atomic_path
+from synthaug.atomic import atomic_path, check_writable_target
 from synthaug.card import METADATA_KEY, GeneratorCard
 from synthaug.errors import SynthaugError
 from synthaug.layout import WEIGHTS_FILE
@@ -62,18 +62,14 @@ def export(source: str | os.PathLike | tuple[ConditionalGenerator, GeneratorCard
     path = Path(path)
     if path.suffix != ".onnx":
         raise SynthaugError(f"{path}: expected an output path ending in .onnx")
-    if not path.parent.is_dir():
-        raise SynthaugError(f"cannot write {path}: directory {path.parent} does not exist")
+    check_writable_target(path)
     module = module.float().cpu().eval()
-    try:
-        with atomic_path(path) as tmp:
-            opset = _export_graph(module, card, tmp)
-            diff = _parity(module, card, tmp, parity_batch, seed)
-            if not diff <= tolerance:
-                raise SynthaugError(f"ONNX export failed its parity check: max abs difference {diff:.3g} "
-                                    f"against torch, expected <= {tolerance:g}")
-    except PermissionError as err:
-        raise SynthaugError(f"cannot write {path}: {err.strerror}") from None
+    with atomic_path(path) as tmp:
+        opset = _export_graph(module, card, tmp)
+        diff = _parity(module, card, tmp, parity_batch, seed)
+        if not diff <= tolerance:
+            raise SynthaugError(f"ONNX export failed its parity check: max abs difference {diff:.3g} "
+                                f"against torch, expected <= {tolerance:g}")
     return ExportResult(path, diff, parity_batch, opset)
 
 

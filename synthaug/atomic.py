@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .errors import SynthaugError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
@@ -26,7 +28,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         'hello'
     """
     target = Path(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    check_writable_target(target)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise SynthaugError(f"cannot write {target}: {err.strerror}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -34,10 +40,25 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise SynthaugError(f"cannot write {target}: {err.strerror or err}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+def check_writable_target(target: str | os.PathLike) -> None:
+    """Raise a one-line error if ``target`` cannot become a file: say why."""
+    target = Path(target)
+    parent = target.parent
+    if target.is_dir():
+        raise SynthaugError(f"cannot write {target}: it is a directory (expected a file path)")
+    if not parent.exists():
+        raise SynthaugError(f"cannot write {target}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise SynthaugError(f"cannot write {target}: {parent} is not a directory")
 
 
 def atomic_write(target: str | os.PathLike, write: Callable[[Path], object]) -> Path:

@@ -62,29 +62,32 @@ def _parse_classes(text: str | None, class_names: list[str]) -> list[int] | None
 def _cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from .atomic import atomic_write
+    from .atomic import atomic_write, check_writable_target
     from .grid import save_grid
     from .runtime import load
 
     out = Path(args.out)
     if out.suffix not in (".png", ".npz"):
         raise SynthaugError(f"--out: expected a .png grid or an .npz file, got {out.name!r}")
-    if not out.parent.is_dir():
-        raise SynthaugError(f"cannot write {out}: directory {out.parent} does not exist")
+    check_writable_target(out)
     sampler = load(args.source)
     card = sampler.card
     classes = _parse_classes(args.classes, card.class_names)
     images, labels = sampler.sample_per_class(args.per_class, classes, seed=args.seed)
-    try:
-        if out.suffix == ".png":
-            save_grid(images, args.per_class, out)
-        else:
-            arrays = {"images": sampler.to_pixels(images), "labels": labels.numpy(),
-                      "class_names": np.array(card.class_names), "pixel_max": np.array(card.output["pixel_max"])}
-            atomic_write(out, lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
-    except PermissionError as err:
-        raise SynthaugError(f"cannot write {out}: {err.strerror}") from None
+    if out.suffix == ".png":
+        save_grid(images, args.per_class, out)
+    else:
+        arrays = {"images": sampler.to_pixels(images), "labels": labels.numpy(),
+                  "class_names": np.array(card.class_names), "pixel_max": np.array(card.output["pixel_max"])}
+        atomic_write(out, lambda tmp: _savez(tmp, arrays))
     return {"out": str(out), "count": len(labels), "classes": sorted(set(labels.tolist())), "seed": args.seed}
+
+
+def _savez(path: Path, arrays: dict) -> None:
+    import numpy as np
+
+    with open(path, "wb") as fh:  # a file object, so numpy does not append ".npz" to the temp name
+        np.savez_compressed(fh, **arrays)
 
 
 def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
@@ -103,6 +106,8 @@ def read_any_card(path: str):
     from .weights import read_card
 
     p = Path(path)
+    if not p.exists():
+        raise SynthaugError(f"{path}: no such file or directory (expected a run directory, .safetensors or .onnx)")
     if p.is_dir():
         p = p / WEIGHTS_FILE
     if p.suffix == ".onnx":

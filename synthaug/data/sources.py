@@ -64,13 +64,29 @@ def read_npz(path: Path) -> RawImages:
     if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
         raise SynthaugError(f"{path}: expected 'images' as uint8 (N,H,W) or (N,H,W,C) with C 1 or 3, "
                             f"got {images.dtype} of shape {images.shape}")
+    if len(images) == 0:
+        raise SynthaugError(f"{path}: expected at least one image, got 0")
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) != len(images):
         raise SynthaugError(f"{path}: expected one label per image ({len(images)}), got labels of shape {labels.shape}")
     names = arrays.get("class_names")
+    if names is not None and names.ndim != 1:
+        raise SynthaugError(f"{path}: expected 'class_names' as a 1-D array of names, got shape {names.shape}")
     class_names = check_labels(labels, None if names is None else [str(n) for n in names], str(path))
-    pixel_max = int(arrays["pixel_max"]) if "pixel_max" in arrays else 255
+    pixel_max = _pixel_max(arrays.get("pixel_max"), images, path)
     return RawImages(list(images), labels.astype(np.int64), class_names, str(path), pixel_max)
+
+
+def _pixel_max(value: np.ndarray | None, images: np.ndarray, path: Path) -> int:
+    """The white level of an .npz: 255 unless given; every pixel must lie at or below it."""
+    if value is None:
+        return 255
+    if value.ndim != 0 or not np.issubdtype(value.dtype, np.integer) or not 1 <= int(value) <= 255:
+        raise SynthaugError(f"{path}: expected 'pixel_max' as one integer in 1..255, got {value.tolist()!r}")
+    top = int(images.max())
+    if top > int(value):
+        raise SynthaugError(f"{path}: expected pixel values <= pixel_max {int(value)}, got {top}")
+    return int(value)
 
 
 def read_folder(root: Path, skip_bad_files: bool = False) -> RawImages:

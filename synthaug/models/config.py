@@ -30,11 +30,20 @@ def config_problems(config: Any) -> list[str]:
             continue
         if low is None and high is None:
             continue
-        values = value if isinstance(value, (list, tuple)) else [value]
-        expected = type(f.default) if f.default is not dataclasses.MISSING else float
+        if f.default is dataclasses.MISSING:  # a sequence field: fixed length, each item in range
+            length = len(f.default_factory())
+            if not isinstance(value, (list, tuple)) or len(value) != length:
+                problems.append(f"{f.name} must be a list of {length} numbers in [{low}, {high}], got {value!r}")
+                continue
+            values, expected = value, float
+        else:
+            values, expected = [value], type(f.default)
         for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or (expected is int and not isinstance(v, int)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
                 problems.append(f"{f.name} must be a number, got {value!r}")
+                break
+            if expected is int and not isinstance(v, int):
+                problems.append(f"{f.name} must be an integer, got {value!r}")
                 break
             if (low is not None and v < low) or (high is not None and v > high):
                 lo = "-inf" if low is None else low

@@ -7,6 +7,10 @@ from pathlib import Path
 from ..card import METADATA_KEY, CardError, GeneratorCard
 from ..errors import SynthaugError
 
+#: The exported graph's interface (Contract 3's ONNX side).
+GRAPH_INPUTS = ("noise", "labels")
+GRAPH_OUTPUTS = ("images",)
+
 
 def read_onnx_card(path: str | Path) -> GeneratorCard:
     import onnx
@@ -22,6 +26,11 @@ def read_onnx_card(path: str | Path) -> GeneratorCard:
     if METADATA_KEY not in props:
         raise CardError(f"{path}: no '{METADATA_KEY}' in the ONNX metadata: not exported by synthaug")
     card = GeneratorCard.from_json(props[METADATA_KEY], source=str(path))
+    inputs = [i.name for i in model.graph.input]
+    outputs = [o.name for o in model.graph.output]
+    if inputs != list(GRAPH_INPUTS) or outputs != list(GRAPH_OUTPUTS):
+        raise SynthaugError(f"{path}: expected a graph with inputs {list(GRAPH_INPUTS)} and outputs "
+                            f"{list(GRAPH_OUTPUTS)}, got inputs {inputs} and outputs {outputs}")
     from ..models import get_family
 
     try:

@@ -152,7 +152,11 @@ class OnnxSampler(Sampler):
             options = ort.SessionOptions()
             if self.threads:
                 options.intra_op_num_threads = self.threads
-            self._session = ort.InferenceSession(self.path, options, providers=self.providers)
+            try:
+                self._session = ort.InferenceSession(self.path, options, providers=self.providers)
+            except Exception as err:  # onnxruntime's Fail/InvalidGraph/... share no public base class
+                first = (str(err).splitlines() or [type(err).__name__])[0]
+                raise SynthaugError(f"{self.path}: ONNX Runtime cannot load this model ({first})") from None
         return self._session
 
     def __getstate__(self) -> dict:

@@ -32,7 +32,7 @@ from ..models import GeneratorTrainer, create_model, get_family
 from ..progress import progress_bar
 from ..run import Run
 from ..weights import save_generator
-from .rundir import prepare_run_dir
+from .rundir import check_run_dir, open_run_dir
 
 DEFAULT_STEPS = 3000
 CHECKPOINT_FORMAT = 1
@@ -80,14 +80,13 @@ def fit(data: Any, out: str | os.PathLike, model: str = "dcgan", *, config: dict
         raise SynthaugError(f"expected --steps or --epochs, got both ({steps} steps, {epochs} epochs)")
     family = get_family(model)
     family.config(config)  # reject bad hyper-parameters before touching the disk or the data
+    device = resolve_device(device)
     out = Path(out)
-    resuming = prepare_run_dir(out, resume, force)
+    resuming = check_run_dir(out, resume, force)
     checkpoint = _read_checkpoint(out / CHECKPOINT_FILE) if resuming else None
-    if checkpoint is not None:
-        settings = FitSettings(**checkpoint["settings"])
+    settings = FitSettings(**checkpoint["settings"]) if checkpoint is not None else None
+    if settings is not None:
         family = get_family(settings.model)
-    else:
-        settings = None
     dataset = load_data(data, image_size=settings.image_size if settings else image_size,
                         channels=settings.channels if settings else channels,
                         skip_bad_files=skip_bad_files, supported_sizes=family.generator_cls.image_sizes)
@@ -104,8 +103,27 @@ def fit(data: Any, out: str | os.PathLike, model: str = "dcgan", *, config: dict
         loop.restore(checkpoint)
         if steps is None and epochs is None:
             total = checkpoint["total_steps"]  # finish what was asked for originally
+    # Only now, with data, model and device known to be good, may an old run be replaced.
+    open_run_dir(out, resuming)
     loop.run(total, sample_every, checkpoint_every)
     return Run(out)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """The torch device to fit on: the one named, else CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise SynthaugError(f"--device: expected cpu or cuda[:N], got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SynthaugError(f"--device {device}: CUDA is not available on this machine (expected cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SynthaugError(f"--device {device}: expected a CUDA index below {torch.cuda.device_count()}")
+    return dev
 
 
 def _check_positive(**values: int | None) -> None:
@@ -135,10 +153,10 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 class _Loop:
-    def __init__(self, data: ImageData, settings: FitSettings, out: Path, device: str | None,
+    def __init__(self, data: ImageData, settings: FitSettings, out: Path, device: torch.device,
                  progress: bool) -> None:
         self.data, self.settings, self.out, self.progress = data, settings, out, progress
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = device
         # Initialise the networks from the seed without disturbing the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
