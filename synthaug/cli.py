@@ -37,11 +37,13 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
               epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, image_size=args.image_size,
               channels=args.channels, skip_bad_files=args.skip_bad_files, resume=args.resume,
               force=args.force, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+              holdout=args.holdout,
               progress=not args.no_progress, device=args.device)
     card = run.card
     return {"run": str(run.path), "model": card.family, "steps": card.training["steps"],
             "seconds": card.training["seconds"], "image_shape": card.image_shape,
-            "num_classes": card.num_classes, "peak_rss_mb": round(peak_memory_mb(), 1)}
+            "num_classes": card.num_classes, "metrics": card.metrics,
+            "peak_rss_mb": round(peak_memory_mb(), 1)}
 
 
 def _parse_classes(text: str | None, class_names: list[str]) -> list[int] | None:
@@ -175,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing RUN")
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    p.add_argument("--holdout", type=float, help="fraction of each class held out for the family's "
+                   "held-out metrics, e.g. bits/dim (default: the family's own)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_cmd_fit)

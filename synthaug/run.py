@@ -57,7 +57,7 @@ class Run:
         if not path.is_file():
             return []
         with open(path, newline="") as fh:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+            return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
 
     def sample_grids(self) -> list[Path]:
         return sorted(self.path.glob("samples_*.png"))

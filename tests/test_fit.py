@@ -160,3 +160,17 @@ def test_log_csv_is_well_formed(digits_run):
     with open(digits_run.path / "log.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 6 and all(np.isfinite(float(r["loss_d"])) for r in rows)
+
+
+def test_holdout_keeps_a_stratified_part_of_every_class_out_of_training(tmp_path):
+    from synthaug.train.fit import holdout_split
+
+    labels = synthaug.load_data("digits").labels
+    train, test = holdout_split(labels, 0.2, seed=0)
+    assert len(set(train.tolist()) & set(test.tolist())) == 0 and len(train) + len(test) == len(labels)
+    per_class = torch.bincount(labels[test], minlength=10)
+    assert ((per_class - 0.2 * torch.bincount(labels)).abs() <= 1).all()
+    run = synthaug.fit("digits", out=tmp_path / "run", config=TINY_CFG, steps=1, holdout=0.2, progress=False)
+    assert run.card.training["holdout_size"] == len(test) and run.card.training["train_size"] == len(train)
+    with pytest.raises(synthaug.SynthaugError, match="holdout must be a fraction"):
+        synthaug.fit("digits", out=tmp_path / "x", holdout=1.5)

@@ -80,6 +80,18 @@ class GeneratorTrainer(nn.Module):
         for b_ema, b in zip(self.ema.buffers(), self.generator.buffers()):
             b_ema.copy_(b)
 
+    #: Fraction of the data ``fit`` holds out for :meth:`evaluate` unless told otherwise.
+    default_holdout: ClassVar[float] = 0.0
+
+    def prepare(self, dataset_size: int) -> None:
+        """Called by ``fit`` once the data is known, before training or resuming: settle
+        data-dependent choices (e.g. augmentation on small datasets). Must be deterministic."""
+
+    @torch.no_grad()
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        """Metrics on held-out images in [0, 1] (e.g. test bits/dim); ``{}`` if the family has none."""
+        return {}
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 

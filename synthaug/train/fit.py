@@ -31,6 +31,7 @@ from ..layout import CARD_FILE, CHECKPOINT_FILE, LOG_FILE, SAMPLES_PATTERN, WEIG
 from ..models import GeneratorTrainer, create_model, get_family
 from ..progress import progress_bar
 from ..run import Run
+from ..runtime import draw_noise
 from ..weights import save_generator
 from .rundir import check_run_dir, open_run_dir
 
@@ -49,13 +50,15 @@ class FitSettings:
     image_size: int
     channels: int
     data_fingerprint: str
+    holdout: float = 0.0
 
 
 def fit(data: Any, out: str | os.PathLike, model: str = "dcgan", *, config: dict[str, Any] | None = None,
         steps: int | None = None, epochs: int | None = None, batch_size: int = 64, seed: int = 0,
         image_size: int | None = None, channels: int | None = None, skip_bad_files: bool = False,
         resume: bool = False, force: bool = False, sample_every: int = 500,
-        checkpoint_every: int = 500, progress: bool = True, device: str | None = None) -> Run:
+        checkpoint_every: int = 500, holdout: float | None = None, progress: bool = True,
+        device: str | None = None) -> Run:
     """Fit a class-conditional generator on ``data`` and write a run directory to ``out``.
 
     Args:
@@ -67,6 +70,8 @@ def fit(data: Any, out: str | os.PathLike, model: str = "dcgan", *, config: dict
         steps / epochs: training length (one of them; default 3000 steps).
         resume: continue the run in ``out`` from its last checkpoint; ``steps``/``epochs`` may
             extend it.
+        holdout: fraction of each class kept out of training for the family's held-out metrics
+            (default: the family's own, e.g. 0 for GANs).
 
     Example:
         >>> import tempfile
@@ -76,6 +81,8 @@ def fit(data: Any, out: str | os.PathLike, model: str = "dcgan", *, config: dict
     """
     _check_positive(batch_size=batch_size, sample_every=sample_every, checkpoint_every=checkpoint_every,
                     steps=steps, epochs=epochs)
+    if holdout is not None and not 0.0 <= holdout < 1.0:
+        raise SynthaugError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
     if steps is not None and epochs is not None:
         raise SynthaugError(f"expected --steps or --epochs, got both ({steps} steps, {epochs} epochs)")
     family = get_family(model)
@@ -91,8 +98,9 @@ def fit(data: Any, out: str | os.PathLike, model: str = "dcgan", *, config: dict
                         channels=settings.channels if settings else channels,
                         skip_bad_files=skip_bad_files, supported_sizes=family.generator_cls.image_sizes)
     if settings is None:
+        holdout = family.trainer_cls.default_holdout if holdout is None else holdout
         settings = FitSettings(model, dict(config or {}), batch_size, seed, dataset.image_shape[1],
-                               dataset.image_shape[0], dataset.fingerprint())
+                               dataset.image_shape[0], dataset.fingerprint(), holdout)
     elif settings.data_fingerprint != dataset.fingerprint():
         raise SynthaugError(f"cannot resume {out}: expected the data it was fitted on "
                             f"({settings.data_fingerprint}), got different data ({dataset.fingerprint()})")
@@ -163,9 +171,15 @@ class _Loop:
             self.trainer: GeneratorTrainer = create_model(settings.model, settings.config,
                                                           data.image_shape, data.num_classes)
         self.trainer.to(self.device)
-        self.images = data.as_float().to(self.device)
-        self.labels = data.labels.to(self.device)
-        n = len(data)
+        train_idx, test_idx = holdout_split(data.labels, settings.holdout, settings.seed)
+        self.images = data.as_float()[train_idx].to(self.device)
+        self.labels = data.labels[train_idx].to(self.device)
+        self.test_images = data.as_float()[test_idx].to(self.device)
+        self.test_labels = data.labels[test_idx].to(self.device)
+        n = len(train_idx)
+        self.num_train = n
+        self.trainer.prepare(n)
+        self.metrics: dict[str, float] = {}
         self.batch_size = min(settings.batch_size, n)
         self.steps_per_epoch = n // self.batch_size
         self.rng = torch.Generator().manual_seed(settings.seed + 1)
@@ -177,15 +191,14 @@ class _Loop:
         self.grid_labels = torch.arange(data.num_classes).repeat_interleave(per_class)
         self.grid_per_row = per_class
         spec = self.trainer.generator.noise_spec()
-        from ..runtime import draw_noise
-
         self.grid_noise = draw_noise(spec, len(self.grid_labels), torch.Generator().manual_seed(settings.seed + 2))
+        self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
 
     def _batch_indices(self, step: int) -> torch.Tensor:
         epoch, i = divmod(step, self.steps_per_epoch)
-        if getattr(self, "_perm_epoch", None) != epoch:
+        if self._perm_epoch != epoch:
             g = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
-            self._perm = torch.randperm(len(self.data), generator=g)
+            self._perm = torch.randperm(self.num_train, generator=g)
             self._perm_epoch = epoch
         return self._perm[i * self.batch_size:(i + 1) * self.batch_size].to(self.device)
 
@@ -211,9 +224,17 @@ class _Loop:
                 if self.step % sample_every == 0 or self.step == total:
                     self.write_grid()
                 if self.step % checkpoint_every == 0 or self.step == total:
+                    self.evaluate()
                     self.write_checkpoint(total)
         finally:
             bar.close()
+
+    def evaluate(self) -> None:
+        if not len(self.test_labels):
+            return
+        self.metrics = {k: round(float(v), 6) for k, v in
+                        self.trainer.evaluate(self.test_images, self.test_labels).items()}
+        self.log_rows[-1].update(self.metrics)
 
     @torch.no_grad()
     def write_grid(self) -> None:
@@ -231,7 +252,9 @@ class _Loop:
             dataset={"name": d.name, "fingerprint": d.fingerprint(), "size": len(d),
                      "class_counts": d.class_counts()},
             training={"steps": self.step, "seed": s.seed, "batch_size": self.batch_size,
-                      "seconds": round(self.elapsed, 1)},
+                      "seconds": round(self.elapsed, 1), "train_size": self.num_train,
+                      "holdout_size": len(self.test_labels)},
+            metrics=dict(self.metrics),
             synthaug_version=__version__,
         )
 
@@ -252,6 +275,7 @@ class _Loop:
             "optimizers": {k: o.state_dict() for k, o in self.trainer.optimizers().items()},
             "rng": self.rng.get_state(),
             "log": self.log_rows,
+            "metrics": self.metrics,
         }
         atomic_write(self.out / CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
 
@@ -259,7 +283,8 @@ class _Loop:
         if not self.log_rows:
             return
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(self.log_rows[0]), lineterminator="\n")
+        fields = list(dict.fromkeys(k for row in self.log_rows for k in row))  # held-out metrics join later
+        writer = csv.DictWriter(buf, fieldnames=fields, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.log_rows)
         atomic_write_text(self.out / LOG_FILE, buf.getvalue())
@@ -272,6 +297,23 @@ class _Loop:
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed"])
         self.log_rows = list(state["log"])
+        self.metrics = dict(state.get("metrics", {}))
+
+
+def holdout_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, held out): ``fraction`` of each class, at least one when > 0, by seed."""
+    if fraction <= 0:
+        return torch.arange(len(labels)), torch.empty(0, dtype=torch.int64)
+    g = torch.Generator().manual_seed(seed + 3)
+    held = []
+    for c in torch.unique(labels):
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        held.append(idx[:max(1, round(fraction * len(idx)))])
+    test = torch.sort(torch.cat(held)).values
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[test] = False
+    return torch.nonzero(mask).flatten(), test
 
 
 def peak_memory_mb() -> float:
