@@ -13,6 +13,7 @@ Example (a deliberately tiny fit; the default is ``steps=3000`` at full width):
 """
 
 from ._version import __version__
+from .augment import SyntheticDataset, SyntheticMix
 from .card import CardError, GeneratorCard
 from .data import ImageData, load_data
 from .errors import SynthaugError
@@ -23,5 +24,6 @@ from .train import fit
 
 __all__ = [
     "__version__", "fit", "load", "Run", "Sampler", "TorchSampler", "OnnxSampler", "GeneratorCard",
+    "SyntheticDataset", "SyntheticMix",
     "list_models", "register_model", "create_model", "load_data", "ImageData", "SynthaugError", "CardError",
 ]

@@ -18,12 +18,13 @@ from ..errors import SynthaugError
 
 
 def draw_noise(spec: dict[str, Any], n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` samples of the noise the card's ``noise`` entry describes, float32 on the CPU."""
+    """``n`` samples of the noise the card's ``noise`` entry describes, float32 on the
+    generator's device (the CPU for :meth:`Sampler.sample`, so seeds mean the same everywhere)."""
     shape = (n, *spec["shape"])
     if spec["distribution"] == "normal":
-        return torch.randn(shape, generator=generator, dtype=torch.float32)
+        return torch.randn(shape, generator=generator, dtype=torch.float32, device=generator.device)
     if spec["distribution"] == "uniform_0_1":
-        return torch.rand(shape, generator=generator, dtype=torch.float32)
+        return torch.rand(shape, generator=generator, dtype=torch.float32, device=generator.device)
     raise SynthaugError(f"unknown noise distribution {spec['distribution']!r}: expected normal or uniform_0_1")
 
 
@@ -77,6 +78,12 @@ class Sampler(abc.ABC):
         if not chunks:
             return torch.empty((0, *self.card.image_shape), device=self.device)
         return torch.cat(chunks)
+
+    def sample_on_device(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The hot path for training loops: labels (int64, on the sampler's device) are trusted,
+        noise is drawn from ``generator`` on that device, and nothing waits for the host."""
+        noise = draw_noise(self.card.noise, labels.shape[0], generator)
+        return self._generate(noise, labels)
 
     def sample_per_class(self, per_class: int, classes: Sequence[int] | None = None,
                          seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,8 +172,25 @@ class OnnxSampler(Sampler):
         return state
 
     def _generate(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        (images,) = self.session.run(["images"], {"noise": noise.numpy(), "labels": labels.numpy()})
-        return torch.from_numpy(images).to(self.device)
+        if self.device.type == "cuda":
+            return self._generate_iobinding(noise, labels)
+        (images,) = self.session.run(["images"], {"noise": noise.cpu().numpy(), "labels": labels.cpu().numpy()})
+        return torch.from_numpy(images)
+
+    def _generate_iobinding(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # Inputs and output stay in torch's CUDA memory: no host round trip. ONNX Runtime does not
+        # wait on torch's stream, so finish torch's pending work first.
+        noise = noise.to(self.device, torch.float32).contiguous()
+        labels = labels.to(self.device, torch.int64).contiguous()
+        out = torch.empty((noise.shape[0], *self.card.image_shape), device=self.device, dtype=torch.float32)
+        index = self.device.index or 0
+        binding = self.session.io_binding()
+        binding.bind_input("noise", "cuda", index, np.float32, tuple(noise.shape), noise.data_ptr())
+        binding.bind_input("labels", "cuda", index, np.int64, tuple(labels.shape), labels.data_ptr())
+        binding.bind_output("images", "cuda", index, np.float32, tuple(out.shape), out.data_ptr())
+        torch.cuda.current_stream(self.device).synchronize()
+        self.session.run_with_iobinding(binding)
+        return out
 
 
 def _default_providers(device: torch.device) -> list[str]:

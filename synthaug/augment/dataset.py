@@ -1,0 +1,279 @@
+"""``SyntheticDataset``: a real map-style dataset plus synthetic items of chosen classes."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..errors import SynthaugError
+from ..runtime.sampler import Sampler
+from .formats import FORMATS, ItemFormat
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A well-mixed 63-bit seed for (seed, epoch): neighbouring epochs get unrelated streams."""
+    digest = hashlib.sha256(f"synthaug:{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class SyntheticDataset(Dataset):
+    """Real items first, then synthetic ones, in the real items' own raw format.
+
+    ``len(ds) == len(real) + num_synthetic`` and stays fixed. Synthetic item ``j`` has a fixed
+    class (classes are laid out in blocks); its image is regenerated every epoch and is a pure
+    function of ``(seed, epoch, j)``. The epoch's images are generated in batches of
+    ``generate_batch`` (on the sampler's device, e.g. the GPU) into one CPU pool in shared
+    memory: DataLoader workers (fork or spawn, persistent or not) read the pool and never run
+    the generator. Call :meth:`set_epoch` at the start of every epoch, like
+    ``DistributedSampler.set_epoch``; every rank builds the same pool, so a
+    ``DistributedSampler`` hands each synthetic item to exactly one rank.
+
+    Memory: the pool holds ``num_synthetic * C * H * W`` bytes (uint8), e.g. 2.5 MB for 40,000
+    digits at 8x8, 123 MB for 40,000 RGB images at 32x32; generation needs one batch of float32
+    images on the sampler's device at a time.
+
+    Args:
+        real: map-style dataset of ``(image, label)``; images as HWC/HW numpy arrays, CHW
+            tensors or PIL images (uint8, or float in [0, 1]).
+        sampler: a :class:`~synthaug.Sampler` whose classes are the dataset's.
+        ratio: synthetic items as a fraction of ``len(real)``, split over the chosen classes in
+            proportion to their real counts.
+        per_class: synthetic items per chosen class: one int, or ``{class: count}``.
+        classes: which classes get synthetic items (indices or names); default all.
+        balance: fill every chosen class up to the largest class's real count.
+        transform: applied to real and synthetic images alike; an albumentations transform is
+            called as ``transform(image=img, label=y)["image"]``, anything else as ``transform(img)``.
+        format: ``"auto"`` (from the first real item) or one of numpy, tensor, pil.
+        pixel_max: white level of integer images (default: the card's, e.g. 16 for digits).
+        resize: resize synthetic images to the real images' size instead of failing.
+        labels: the real labels, if the dataset cannot give them cheaply (``targets``/``labels``
+            attributes are used when present; otherwise the dataset is read once).
+        return_is_synthetic: items become ``(image, label, is_synthetic)``.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from synthaug.models import create_generator
+        >>> from synthaug.card import GeneratorCard
+        >>> from synthaug import TorchSampler
+        >>> g = create_generator("dcgan", {"g_width": 8}, (1, 8, 8), 2)
+        >>> card = GeneratorCard("dcgan", {"g_width": 8}, [1, 8, 8], 2, ["a", "b"], g.noise_spec(),
+        ...                      {"range": [0, 1], "pixel_max": 255})
+        >>> real = [(np.zeros((8, 8), np.uint8), i % 2) for i in range(10)]
+        >>> ds = SyntheticDataset(real, TorchSampler(g, card), ratio=0.5, return_is_synthetic=True)
+        >>> len(ds), ds[12][0].shape, ds[12][0].dtype, ds[12][2]
+        (15, (8, 8), dtype('uint8'), True)
+    """
+
+    def __init__(self, real: Dataset, sampler: Sampler, *, ratio: float | None = None,
+                 per_class: int | Mapping[Any, int] | None = None, classes: Sequence[Any] | None = None,
+                 balance: bool = False, transform: Callable | None = None, format: str = "auto",
+                 pixel_max: int | None = None, resize: bool = False, labels: Sequence[int] | None = None,
+                 seed: int = 0, return_is_synthetic: bool = False, generate_batch: int = 1024) -> None:
+        self.real, self.transform, self.seed = real, transform, int(seed)
+        self.return_is_synthetic = return_is_synthetic
+        self.generate_batch = generate_batch
+        card = sampler.card
+        self.class_names = list(card.class_names)
+        self.pixel_max = int(pixel_max or card.output.get("pixel_max", 255))
+        first = _first_item(real)
+        self.format = ItemFormat.detect(first[0])
+        if format != "auto":
+            if format not in FORMATS:
+                raise SynthaugError(f"format: expected auto or one of {', '.join(FORMATS)}, got {format!r}")
+            self.format = ItemFormat(format, "uint8" if format != "pil" else ("L" if card.image_shape[0] == 1 else "RGB"),
+                                     format == "numpy", False, self.format.shape_chw)
+        self.resize = _check_shapes(tuple(card.image_shape), self.format.shape_chw, resize)
+        self._check_class_names(real)
+        real_labels = _real_labels(real, labels, card.num_classes)
+        self.real_counts = torch.bincount(real_labels, minlength=card.num_classes)
+        counts = synthetic_counts(self.real_counts, ratio, per_class, classes, balance, self.class_names)
+        self.synthetic_labels = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        self.synthetic_counts = counts
+        n = len(self.synthetic_labels)
+        c, h, w = self.format.shape_chw
+        # Shared memory: DataLoader workers see the pool (and its epoch) that set_epoch() refills.
+        self._pool = torch.zeros((n, c, h, w), dtype=torch.uint8).share_memory_()
+        self._epoch = torch.full((), -1, dtype=torch.int64).share_memory_()
+        self.sampler: Sampler | None = sampler
+        self.set_epoch(0)
+
+    @property
+    def num_real(self) -> int:
+        return len(self.real)
+
+    @property
+    def num_synthetic(self) -> int:
+        return len(self.synthetic_labels)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def __len__(self) -> int:
+        return self.num_real + self.num_synthetic
+
+    def __getstate__(self) -> dict:
+        # Workers read the shared pool; they never need (or should touch) the generator.
+        state = self.__dict__.copy()
+        state["sampler"] = None
+        return state
+
+    def set_epoch(self, epoch: int) -> None:
+        """Generate the pool of ``epoch`` (in this process, on the sampler's device)."""
+        if int(self._epoch) == epoch:
+            return
+        if self.sampler is None:
+            raise SynthaugError("set_epoch() must be called on the dataset in the main process, "
+                                "not on a copy inside a DataLoader worker")
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+        for start in range(0, self.num_synthetic, self.generate_batch):
+            labels = self.synthetic_labels[start:start + self.generate_batch]
+            images = self.sampler.sample(labels, generator=g)
+            if self.resize:
+                images = F.interpolate(images, size=self.format.shape_chw[1:], mode="bilinear",
+                                       antialias=True, align_corners=False)
+            pixels = (images.clamp(0, 1) * self.pixel_max).round().to(torch.uint8)
+            self._pool[start:start + len(labels)].copy_(pixels.cpu())
+        self._epoch.fill_(epoch)
+
+    def __getitem__(self, index: int):
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)}")
+        if index < self.num_real:
+            image, label = self.real[index]
+            synthetic = False
+        else:
+            j = index - self.num_real
+            image = self.format.convert(self._pool[j], self.pixel_max)
+            label = int(self.synthetic_labels[j])
+            synthetic = True
+        if self.transform is not None:
+            image = _apply(self.transform, image, label)
+        return (image, label, synthetic) if self.return_is_synthetic else (image, label)
+
+    def _check_class_names(self, real: Dataset) -> None:
+        names = getattr(real, "classes", None)
+        if names is not None and [str(n) for n in names] != self.class_names:
+            raise SynthaugError(f"the dataset's classes {_short(names)} differ from the generator's "
+                                f"{_short(self.class_names)}: expected the same classes in the same order")
+
+
+def synthetic_counts(real_counts: torch.Tensor, ratio: float | None, per_class: int | Mapping | None,
+                     classes: Sequence[Any] | None, balance: bool, class_names: Sequence[str]) -> torch.Tensor:
+    """How many synthetic items each class gets; the one place those choices are made."""
+    given = [name for name, v in (("ratio", ratio), ("per_class", per_class), ("balance", balance or None))
+             if v is not None]
+    if len(given) != 1:
+        raise SynthaugError(f"expected exactly one of ratio, per_class or balance=True, got "
+                            f"{', '.join(given) or 'none'}")
+    k = len(real_counts)
+    chosen = torch.zeros(k, dtype=torch.bool)
+    chosen[[_class_index(c, class_names) for c in classes] if classes is not None else slice(None)] = True
+    counts = torch.zeros(k, dtype=torch.int64)
+    if ratio is not None:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 100:
+            raise SynthaugError(f"ratio: expected a number in (0, 100], got {ratio!r}")
+        weights = real_counts.double() * chosen
+        if weights.sum() == 0:
+            weights = chosen.double()
+        total = round(ratio * int(real_counts.sum()))
+        exact = weights / weights.sum() * total
+        counts = exact.floor().long()
+        remainder = total - int(counts.sum())  # largest remainders get the leftover items
+        counts[torch.argsort(exact - counts, descending=True, stable=True)[:remainder]] += 1
+    elif per_class is not None:
+        if isinstance(per_class, Mapping):
+            for c, n in per_class.items():
+                counts[_class_index(c, class_names)] = _count(n, f"per_class[{c!r}]")
+            counts *= chosen if classes is not None else 1
+        else:
+            counts[chosen] = _count(per_class, "per_class")
+    else:
+        counts[chosen] = (real_counts.max() - real_counts)[chosen]
+    return counts
+
+
+def _count(n: Any, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise SynthaugError(f"{what}: expected a non-negative integer, got {n!r}")
+    return n
+
+
+def _class_index(c: Any, class_names: Sequence[str]) -> int:
+    if isinstance(c, str) and c in class_names:
+        return list(class_names).index(c)
+    if isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(class_names):
+        return c
+    raise SynthaugError(f"expected a class name or index 0..{len(class_names) - 1} of the generator's "
+                        f"classes ({_short(class_names)}), got {c!r}")
+
+
+def _first_item(real: Dataset) -> tuple[Any, int]:
+    try:
+        n = len(real)
+    except TypeError:
+        raise SynthaugError(f"expected a map-style dataset with __len__, got {type(real).__name__}") from None
+    if n == 0:
+        raise SynthaugError("expected a non-empty real dataset, got 0 items")
+    item = real[0]
+    if not (isinstance(item, (tuple, list)) and len(item) == 2):
+        raise SynthaugError(f"expected the real dataset to yield (image, label) pairs, got "
+                            f"{type(item).__name__}{f' of length {len(item)}' if isinstance(item, (tuple, list)) else ''}")
+    return item
+
+
+def _real_labels(real: Dataset, labels: Sequence[int] | None, num_classes: int) -> torch.Tensor:
+    if labels is None:
+        labels = getattr(real, "targets", None)
+    if labels is None:
+        labels = getattr(real, "labels", None)
+    if labels is None:
+        labels = [real[i][1] for i in range(len(real))]
+    t = torch.as_tensor([int(y) for y in labels], dtype=torch.int64)
+    if len(t) != len(real):
+        raise SynthaugError(f"expected one label per real item ({len(real)}), got {len(t)}")
+    bad = t[(t < 0) | (t >= num_classes)]
+    if len(bad):
+        raise SynthaugError(f"the real dataset has label {int(bad[0])}, outside the generator's classes "
+                            f"0..{num_classes - 1}")
+    return t
+
+
+def _check_shapes(card_shape: tuple[int, int, int], real_shape: tuple[int, int, int], resize: bool) -> bool:
+    if card_shape == real_shape:
+        return False
+    if card_shape[0] != real_shape[0]:
+        raise SynthaugError(f"the generator makes {card_shape[0]}-channel images but the real images have "
+                            f"{real_shape[0]} channels (expected the same)")
+    if not resize:
+        raise SynthaugError(f"the generator makes {card_shape[1]}x{card_shape[2]} images but the real ones are "
+                            f"{real_shape[1]}x{real_shape[2]}: pass resize=True to resize synthetic images")
+    return True
+
+
+def _apply(transform: Callable, image: Any, label: int) -> Any:
+    if is_albumentations(transform):
+        return transform(image=image, label=label)["image"]
+    return transform(image)
+
+
+def is_albumentations(transform: Any) -> bool:
+    """Whether ``transform`` takes albumentations' keyword call (``image=...``)."""
+    if "albumentations" not in sys.modules:  # whoever built one has imported it already
+        return False
+    import albumentations as A
+
+    return isinstance(transform, (A.BasicTransform, A.BaseCompose))
+
+
+def _short(names: Sequence[Any], n: int = 5) -> str:
+    names = [str(x) for x in names]
+    return "[" + ", ".join(names[:n]) + (", ...]" if len(names) > n else "]")

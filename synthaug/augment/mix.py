@@ -1,0 +1,168 @@
+"""``SyntheticMix``: swap freshly generated samples into batches on the device, in the loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import SynthaugError
+from ..runtime.sampler import Sampler
+
+
+class SyntheticMix(nn.Module):
+    """Replace (or append) a fraction ``p`` of a batch's rows with synthetic samples.
+
+    Applied after the DataLoader, on the batch's device: ``images, labels = mix(images, labels)``.
+    Which rows and which classes are drawn in :meth:`make_params` from one seeded generator on
+    the batch's device; :meth:`forward` applies them. Nothing waits for the host: the number of
+    rows is ``round(p * batch)``, known from shapes alone.
+
+    Labels may be integer ``[B]`` or soft ``[B, num_classes]`` (as torchvision's CutMix/MixUp
+    emit), and come back in the same form; synthetic rows get one-hot soft labels. So the mix
+    composes with CutMix/MixUp in either order.
+
+    Args:
+        sampler: the generator's :class:`~synthaug.Sampler`; it should live on the batch's device.
+        p: fraction of rows to replace (``mode="replace"``) or to add (``mode="append"``).
+        labels: ``"same"`` (a replaced row keeps its class; argmax of soft labels), ``"balanced"``
+            (uniform over classes) or a sequence of per-class weights.
+        normalize: what the real batch went through: ``(mean, std)`` per channel, or a callable
+            on ``[N, C, H, W]`` images in [0, 1]; ``None`` leaves them in [0, 1].
+        return_mask: also return the boolean mask of synthetic rows.
+
+    Example:
+        >>> import torch
+        >>> from synthaug.models import create_generator
+        >>> from synthaug.card import GeneratorCard
+        >>> from synthaug import TorchSampler
+        >>> g = create_generator("dcgan", {"g_width": 8}, (1, 8, 8), 3)
+        >>> card = GeneratorCard("dcgan", {}, [1, 8, 8], 3, ["a", "b", "c"], g.noise_spec(), {"range": [0, 1]})
+        >>> mix = SyntheticMix(TorchSampler(g, card), p=0.25, normalize=([0.5], [0.5]), return_mask=True)
+        >>> images, labels, mask = mix(torch.zeros(8, 1, 8, 8), torch.arange(8) % 3)
+        >>> images.shape, int(mask.sum()), labels.tolist() == (torch.arange(8) % 3).tolist()
+        (torch.Size([8, 1, 8, 8]), 2, True)
+    """
+
+    def __init__(self, sampler: Sampler, p: float = 0.5, labels: str | Sequence[float] = "same",
+                 normalize: tuple[Sequence[float], Sequence[float]] | Callable | None = None,
+                 mode: str = "replace", return_mask: bool = False, resize: bool = False, seed: int = 0) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise SynthaugError(f"p: expected a fraction in [0, 1], got {p!r}")
+        if mode not in ("replace", "append"):
+            raise SynthaugError(f"mode: expected replace or append, got {mode!r}")
+        self.sampler, self.p, self.mode = sampler, float(p), mode
+        self.return_mask, self.resize, self.seed = return_mask, resize, int(seed)
+        self.num_classes = sampler.card.num_classes
+        self.image_shape = tuple(sampler.card.image_shape)
+        self.label_mode, weights = _label_mode(labels, self.num_classes)
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.normalize = normalize
+        if normalize is not None and not callable(normalize):
+            mean, std = (torch.as_tensor(v, dtype=torch.float32).reshape(-1, 1, 1) for v in normalize)
+            if mean.shape[0] not in (1, self.image_shape[0]) or std.shape[0] not in (1, self.image_shape[0]):
+                raise SynthaugError(f"normalize: expected (mean, std) with 1 or {self.image_shape[0]} values each, "
+                                    f"got {mean.shape[0]} and {std.shape[0]}")
+            if (std <= 0).any():
+                raise SynthaugError("normalize: expected positive std values")
+            self.register_buffer("mean", mean, persistent=False)
+            self.register_buffer("std", std, persistent=False)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The seeded generator for ``device`` (one per device, created on first use)."""
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[device]
+
+    def make_params(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+        """All random choices for one batch: rows to replace, their classes, the noise generator."""
+        batch = images.shape[0]
+        k = round(self.p * batch)
+        device = images.device
+        g = self.generator(device)
+        rows = torch.randperm(batch, generator=g, device=device)[:k] if self.mode == "replace" else None
+        if self.label_mode == "same":
+            source = labels if labels.ndim == 1 else labels.argmax(dim=1)
+            if rows is None:  # appending: copy the classes of k random rows
+                source = source[torch.randint(0, batch, (k,), generator=g, device=device)]
+                classes = source
+            else:
+                classes = source[rows]
+        elif self.label_mode == "balanced":
+            classes = torch.randint(0, self.num_classes, (k,), generator=g, device=device)
+        else:
+            weights = self.class_weights.to(device)
+            classes = torch.multinomial(weights, k, replacement=True, generator=g) if k else \
+                torch.empty(0, dtype=torch.int64, device=device)
+        # Noise is drawn on the sampler's device (normally the batch's, so the same generator).
+        return {"rows": rows, "classes": classes.to(torch.int64), "noise_generator": self.generator(self.sampler.device)}
+
+    def synthesize(self, classes: torch.Tensor, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+        """Synthetic images of ``classes``, normalised and cast like the real batch ``like``."""
+        images = self.sampler.sample_on_device(classes.to(self.sampler.device), generator)
+        images = images.to(like.device)
+        if images.shape[2:] != like.shape[2:]:
+            images = F.interpolate(images, size=like.shape[2:], mode="bilinear", antialias=True, align_corners=False)
+        if self.normalize is not None:
+            images = self.normalize(images) if callable(self.normalize) else (images - self.mean) / self.std
+        return images.to(like.dtype)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor):
+        self._check(images, labels)
+        params = self.make_params(images, labels)
+        synthetic = self.synthesize(params["classes"], params["noise_generator"], images)
+        synthetic_labels = params["classes"] if labels.ndim == 1 else \
+            F.one_hot(params["classes"], self.num_classes).to(labels.dtype)
+        batch = images.shape[0]
+        if self.mode == "append":
+            out_images = torch.cat([images, synthetic])
+            out_labels = torch.cat([labels, synthetic_labels])
+            mask = torch.arange(out_images.shape[0], device=images.device) >= batch
+        else:
+            rows = params["rows"]
+            out_images = images.index_copy(0, rows, synthetic)
+            out_labels = labels.index_copy(0, rows, synthetic_labels)
+            mask = torch.zeros(batch, dtype=torch.bool, device=images.device).index_fill(0, rows, True)
+        return (out_images, out_labels, mask) if self.return_mask else (out_images, out_labels)
+
+    def _check(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        # Shapes only: these checks cost no device work and no host sync.
+        if images.ndim != 4:
+            raise SynthaugError(f"expected images [B, C, H, W], got shape {tuple(images.shape)}")
+        c, h, w = self.image_shape
+        if images.shape[1] != c:
+            raise SynthaugError(f"the generator makes {c}-channel images, the batch has {images.shape[1]}")
+        if images.shape[2:] != (h, w) and not self.resize:
+            raise SynthaugError(f"the generator makes {h}x{w} images, the batch has "
+                                f"{images.shape[2]}x{images.shape[3]}: pass resize=True to resize")
+        if labels.shape[0] != images.shape[0] or not (
+                (labels.ndim == 1 and not labels.dtype.is_floating_point)
+                or (labels.ndim == 2 and labels.shape[1] == self.num_classes)):
+            raise SynthaugError(f"expected labels as int [B] or soft [B, {self.num_classes}] for a batch of "
+                                f"{images.shape[0]}, got {labels.dtype} of shape {tuple(labels.shape)}")
+        if labels.ndim == 1 and labels.device.type == "cpu" and labels.numel():
+            # Free on the CPU; on an accelerator this would wait for the device, so it is skipped.
+            low, high = int(labels.min()), int(labels.max())
+            if low < 0 or high >= self.num_classes:
+                raise SynthaugError(f"expected labels in 0..{self.num_classes - 1} (the generator's classes), "
+                                    f"got {low if low < 0 else high}")
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, labels={self.label_mode}, mode={self.mode}, classes={self.num_classes}"
+
+
+def _label_mode(labels: str | Sequence[float], num_classes: int) -> tuple[str, torch.Tensor]:
+    if isinstance(labels, str):
+        if labels not in ("same", "balanced"):
+            raise SynthaugError(f"labels: expected 'same', 'balanced' or per-class weights, got {labels!r}")
+        return labels, torch.ones(num_classes)
+    weights = torch.as_tensor(labels, dtype=torch.float32)
+    if weights.shape != (num_classes,) or (weights < 0).any() or weights.sum() <= 0:
+        raise SynthaugError(f"labels: expected {num_classes} non-negative class weights with a positive sum, "
+                            f"got {list(weights.reshape(-1).tolist())}")
+    return "weights", weights
