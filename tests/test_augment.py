@@ -104,7 +104,7 @@ def _collect(loader):
 
 
 @pytest.mark.parametrize("workers,persistent,context", [
-    (0, False, None), (2, False, "fork"), (2, True, "fork"), (2, True, "spawn"),
+    (0, False, None), (2, False, "fork"), (2, True, "fork"),
 ])
 def test_dataloader_workers_see_each_epochs_pool(sampler, workers, persistent, context):
     ds = SyntheticDataset(DigitsLike(kind="tensor_uint8"), sampler, ratio=1.0)
@@ -147,12 +147,18 @@ def test_albumentations_pipeline_as_transform(sampler):
         assert ds[i][0].dtype == np.float32 and -1.0 <= ds[i][0].min() and ds[i][0].max() <= 1.0
 
 
-def test_onnx_sampler_pool_in_spawned_workers(tiny_generator, tmp_path):
+def test_onnx_sampler_pool_in_persistent_spawned_workers(tiny_generator, tmp_path):
+    # Spawn pickles the dataset: the pool and epoch travel as shared memory, the sampler not at all.
     module, card = tiny_generator("dcgan", num_classes=K)
     path = export((module, card), tmp_path / "m.onnx").path
     ds = SyntheticDataset(DigitsLike(kind="tensor_uint8"), OnnxSampler(str(path)), ratio=1.0)
-    loader = DataLoader(ds, batch_size=6, num_workers=2, multiprocessing_context="spawn")
-    assert torch.equal(_collect(loader), torch.stack([ds[i][0].reshape(-1) for i in range(len(ds))]))
+    loader = DataLoader(ds, batch_size=6, num_workers=2, persistent_workers=True, multiprocessing_context="spawn")
+    seen = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        seen.append(_collect(loader))
+        assert torch.equal(seen[-1], torch.stack([ds[i][0].reshape(-1) for i in range(len(ds))]))
+    assert not torch.equal(seen[0], seen[1])
 
 
 @pytest.mark.parametrize("kwargs,message", [
