@@ -9,7 +9,7 @@ import torch
 
 from .card import GeneratorCard
 from .errors import SynthaugError
-from .layout import LOG_FILE, WEIGHTS_FILE
+from .layout import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE
 
 
 class Run:
@@ -50,6 +50,22 @@ class Run:
         from .runtime import load
 
         return load(self.path, device=device)
+
+    def trainer(self):
+        """The family's trainer as of the last checkpoint (all networks, e.g. a VAE's encoder for
+        ``reconstruct``), in eval mode on the CPU."""
+        from .models import create_model
+
+        path = self.path / CHECKPOINT_FILE
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)["trainer"]
+        except Exception as err:
+            raise SynthaugError(f"{path}: expected a readable checkpoint with the trainer's state "
+                                f"({type(err).__name__})") from None
+        card = self.card
+        trainer = create_model(card.family, card.config, tuple(card.image_shape), card.num_classes)
+        trainer.load_state_dict(state)
+        return trainer.eval()
 
     def log(self) -> list[dict[str, float]]:
         """The training log, one dict of floats per step."""

@@ -22,12 +22,13 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .base import ConditionalGenerator, GeneratorTrainer
+from .adversarial import AdversarialTrainer
+from .base import ConditionalGenerator
 from .config import param
+from .diffaugment import POLICIES
 from .registry import register_model
 
 _MAX_WIDTH = 512
@@ -45,6 +46,8 @@ class DCGANConfig:
     lr_d: float = param(2e-4, low=1e-7, high=1.0)
     betas: tuple = param((0.0, 0.99), low=0.0, high=0.9999)
     ema_decay: float = param(0.999, low=0.0, high=1.0)
+    diffaugment: str = param("auto", choices=POLICIES,
+                             help="DiffAugment before D: auto (by dataset size), off, or operations")
 
 
 def _widths(base: int, image_size: int) -> list[int]:
@@ -103,56 +106,8 @@ class ProjectionDiscriminator(nn.Module):
 
 @register_model("dcgan", config=DCGANConfig, generator=DCGANGenerator,
                 description="class-conditional DCGAN with a projection discriminator")
-class DCGANTrainer(GeneratorTrainer):
+class DCGANTrainer(AdversarialTrainer):
     def __init__(self, config: DCGANConfig, image_shape, num_classes: int) -> None:
-        super().__init__(config, image_shape, num_classes)
-        self.generator = DCGANGenerator(config, image_shape, num_classes)
-        self.discriminator = ProjectionDiscriminator(config, image_shape, num_classes)
-        self.init_ema()
-        betas = tuple(config.betas)
-        self._opts = {
-            "g": torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas),
-            "d": torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas),
-        }
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._opts
-
-    def _d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        if self.config.loss == "hinge":
-            return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
-        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-
-    def _g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        if self.config.loss == "hinge":
-            return -fake_logits.mean()
-        return F.softplus(-fake_logits).mean()
-
-    def training_step(self, images, labels, rng, step):
-        self.generator.train()
-        self.discriminator.train()
-        n = images.shape[0]
-        noise = torch.randn(n, self.config.latent_dim, generator=rng, device=rng.device).to(images.device)
-        fake = self.generator(noise, labels)
-
-        # One discriminator call on real and fake together: batchnorm sees one batch, which is
-        # also what DistributedDataParallel needs.
-        logits = self.discriminator(torch.cat([images, fake.detach()]), torch.cat([labels, labels]))
-        real_logits, fake_logits = logits[:n], logits[n:]
-        loss_d = self._d_loss(real_logits, fake_logits)
-        self._opts["d"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        self._opts["d"].step()
-
-        self.discriminator.requires_grad_(False)
-        loss_g = self._g_loss(self.discriminator(fake, labels))
-        self._opts["g"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        self._opts["g"].step()
-        self.discriminator.requires_grad_(True)
-
-        self.update_ema(step, self.config.ema_decay)
-        return {
-            "loss_d": loss_d.item(), "loss_g": loss_g.item(),
-            "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item(),
-        }
+        generator = DCGANGenerator(config, image_shape, num_classes)
+        discriminator = ProjectionDiscriminator(config, image_shape, num_classes)
+        super().__init__(config, image_shape, num_classes, generator, discriminator)
