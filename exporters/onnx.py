@@ -45,10 +45,12 @@ class ExportResult:
     max_abs_diff: float
     parity_batch: int
     opset: int
+    #: Share of output values within ``tolerance`` of torch's.
+    equal_fraction: float = 1.0
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "max_abs_diff": self.max_abs_diff,
-                "parity_batch": self.parity_batch, "opset": self.opset}
+                "parity_batch": self.parity_batch, "opset": self.opset, "equal_fraction": self.equal_fraction}
 
 
 def export(source: str | os.PathLike | tuple[ConditionalGenerator, GeneratorCard], path: str | os.PathLike,
@@ -56,7 +58,10 @@ def export(source: str | os.PathLike | tuple[ConditionalGenerator, GeneratorCard
     """Export a run directory, a ``.safetensors`` generator, or ``(module, card)`` to ``path``.
 
     Raises :class:`~synthaug.SynthaugError` if ONNX Runtime's output differs from torch's by more
-    than ``tolerance`` (max abs difference) on ``parity_batch`` random inputs.
+    than ``tolerance`` (max abs difference) on ``parity_batch`` random inputs. A generator class
+    may set ``parity_min_equal`` (e.g. 0.999) to require instead that this share of output values
+    be within ``tolerance``: an autoregressive sampler turns a last-bit float difference at a CDF
+    boundary into a different level (and different pixels after it), so exact parity is too strict.
     """
     module, card = _resolve(source)
     path = Path(path)
@@ -66,11 +71,16 @@ def export(source: str | os.PathLike | tuple[ConditionalGenerator, GeneratorCard
     module = module.float().cpu().eval()
     with atomic_path(path) as tmp:
         opset = _export_graph(module, card, tmp)
-        diff = _parity(module, card, tmp, parity_batch, seed)
-        if not diff <= tolerance:
+        errors = _parity(module, card, tmp, parity_batch, seed)
+        diff, equal = float(errors.max()), float((errors <= tolerance).mean())
+        min_equal = getattr(module, "parity_min_equal", None)
+        if min_equal is None and not diff <= tolerance:
             raise SynthaugError(f"ONNX export failed its parity check: max abs difference {diff:.3g} "
                                 f"against torch, expected <= {tolerance:g}")
-    return ExportResult(path, diff, parity_batch, opset)
+        if min_equal is not None and not equal >= min_equal:
+            raise SynthaugError(f"ONNX export failed its parity check: {equal:.4%} of output values within "
+                                f"{tolerance:g} of torch's, expected at least {min_equal:.4%}")
+    return ExportResult(path, diff, parity_batch, opset, equal)
 
 
 def _resolve(source) -> tuple[ConditionalGenerator, GeneratorCard]:
@@ -120,7 +130,8 @@ def _quiet(logger_name: str):
         logger.setLevel(level)
 
 
-def _parity(module: ConditionalGenerator, card: GeneratorCard, onnx_path: Path, n: int, seed: int) -> float:
+def _parity(module: ConditionalGenerator, card: GeneratorCard, onnx_path: Path, n: int, seed: int) -> np.ndarray:
+    """Absolute differences between ONNX Runtime's and torch's outputs on random inputs."""
     import onnxruntime as ort
 
     rng = torch.Generator().manual_seed(seed)
@@ -133,4 +144,4 @@ def _parity(module: ConditionalGenerator, card: GeneratorCard, onnx_path: Path, 
     if got.shape != expected.shape:
         raise SynthaugError(f"ONNX export failed its parity check: output shape {got.shape}, "
                             f"expected {expected.shape}")
-    return float(np.abs(got - expected).max())
+    return np.abs(got - expected)

@@ -1,6 +1,7 @@
 """Generator families. Importing this package registers the built-in ones."""
 
 from . import dcgan  # noqa: F401  (registers "dcgan")
+from . import pixelrnn  # noqa: F401  (registers "pixelrnn")
 from . import gan  # noqa: F401  (registers "gan")
 from . import vae  # noqa: F401  (registers "vae")
 from .base import ConditionalGenerator, GeneratorTrainer

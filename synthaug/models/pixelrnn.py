@@ -1,0 +1,234 @@
+"""Class-conditional PixelRNN (van den Oord et al. 2016) with Row LSTM layers.
+
+Architecture: a masked ``(p+1) x k`` convolution (mask A: a sub-pixel never sees itself) over
+the rows above and the pixels to the left, then ``layers`` residual Row LSTM layers (an
+input-to-state convolution along the row, causal, mask B at the centre tap; a state-to-state
+convolution over the previous row's hidden state), then two masked 1x1 layers (mask B) giving a
+softmax over ``levels`` intensity levels per sub-pixel. Colour images are modelled R -> G -> B:
+hidden units are split into one group per channel and the centre taps only connect a group to
+earlier ones (mask A) or to itself and earlier ones (mask B). The label enters every layer as an
+embedding added to the first convolution and to each layer's gates (as in conditional PixelCNN).
+
+Inputs in [0, 1] are quantised to ``level = round(x * (levels - 1))``; images come out as
+``level / (levels - 1)``. Sampling is deterministic given ``noise``: one uniform draw per
+sub-pixel, used by inverse CDF (see :mod:`synthaug.models.pixelrnn_sampling` for the cached
+sampler and the one-graph ONNX ``Loop``).
+
+Example:
+    >>> import torch
+    >>> from synthaug.models import create_model
+    >>> cfg = {"hidden": 8, "layers": 1, "levels": 4, "input_kernel": 3}
+    >>> trainer = create_model("pixelrnn", cfg, (1, 8, 8), num_classes=3)
+    >>> rng = torch.Generator().manual_seed(0)
+    >>> sorted(trainer.training_step(torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0]), rng, 0))
+    ['bits_per_dim', 'loss']
+    >>> trainer.sampling_generator()(torch.rand(2, 1, 8, 8), torch.tensor([0, 2])).shape
+    torch.Size([2, 1, 8, 8])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import ConditionalGenerator, GeneratorTrainer
+from .config import param
+from .pixelrnn_sampling import lstm_cell, sample_cached, sample_loop, sample_naive
+from .registry import register_model
+
+_ODD = tuple(range(1, 16, 2))
+
+
+@dataclass
+class PixelRNNConfig:
+    hidden: int = param(32, low=1, high=1024, help="hidden units per Row LSTM layer")
+    layers: int = param(2, low=1, high=16, help="Row LSTM layers")
+    levels: int = param(256, low=2, high=256, help="intensity levels per sub-pixel (softmax size)")
+    input_kernel: int = param(5, choices=_ODD, help="width of the first masked convolution")
+    row_kernel: int = param(3, low=1, high=15, help="input-to-state taps: this pixel and those to its left")
+    state_kernel: int = param(3, choices=_ODD, help="state-to-state taps over the previous row")
+    lr: float = param(2e-3, low=1e-7, high=1.0)
+    grad_clip: float = param(1.0, low=0.0, high=1e6, help="max gradient norm (0: off)")
+    ema_decay: float = param(0.995, low=0.0, high=1.0)
+
+
+def _groups(units: int, channels: int) -> torch.Tensor:
+    """Colour group (0 = R, 1 = G, 2 = B) of each of ``units`` hidden units: contiguous blocks."""
+    return torch.arange(units) * channels // units
+
+
+def _centre_mask(out_groups: torch.Tensor, in_groups: torch.Tensor, strict: bool) -> torch.Tensor:
+    """``[out, in]``: may output group a see input group b at the same pixel (A: b < a, B: b <= a)."""
+    return (in_groups[None, :] < out_groups[:, None]) if strict else (in_groups[None, :] <= out_groups[:, None])
+
+
+class RowLSTM(nn.Module):
+    """One residual Row LSTM layer: ``x + h`` with ``h`` computed row by row, top to bottom."""
+
+    def __init__(self, hidden: int, channels: int, num_classes: int, row_kernel: int, state_kernel: int) -> None:
+        super().__init__()
+        groups = _groups(hidden, channels)
+        self.w_in = nn.Parameter(torch.empty(4 * hidden, hidden, row_kernel))
+        self.w_ss = nn.Parameter(torch.empty(4 * hidden, hidden, state_kernel))
+        self.bias = nn.Parameter(torch.zeros(4 * hidden))
+        self.embed = nn.Embedding(num_classes, 4 * hidden)
+        nn.init.kaiming_uniform_(self.w_in, a=math.sqrt(5))
+        nn.init.kaiming_uniform_(self.w_ss, a=math.sqrt(5))
+        with torch.no_grad():
+            self.bias[hidden:2 * hidden] = 1.0  # forget gate open at the start
+        mask = torch.ones(4 * hidden, hidden, row_kernel)
+        mask[:, :, -1] = _centre_mask(groups.repeat(4), groups, strict=False)  # mask B at this pixel
+        self.register_buffer("mask", mask, persistent=False)
+        self.q = state_kernel // 2
+
+    def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.w_in * self.mask, self.w_ss
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``x [N, H, W, hidden]`` (channels last) -> ``x + h``, same shape."""
+        w_in, w_ss = self.weights()
+        k = w_in.shape[-1]
+        # Input-to-state for every row at once (as im2col + matmul: the same dot products the
+        # cached sampler takes per pixel); then the recurrence runs over the rows.
+        bemb = self.bias + self.embed(labels)
+        windows = F.pad(x, (0, 0, k - 1, 0)).unfold(2, k, 1)  # [N, H, W, hidden, k]
+        in2s = F.linear(windows.flatten(3), w_in.flatten(1)) + bemb[:, None, None, :]
+        n, height, width, hidden = x.shape
+        h = x.new_zeros(n, width, hidden)
+        c = x.new_zeros(n, width, hidden)
+        w_ss = w_ss.flatten(1)
+        rows = []
+        for i in range(height):
+            prev = F.pad(h, (0, 0, self.q, self.q)).unfold(1, 2 * self.q + 1, 1)  # [N, W, hidden, s]
+            h, c = lstm_cell(in2s[:, i] + F.linear(prev.flatten(2), w_ss), c)
+            rows.append(h)
+        return x + torch.stack(rows, dim=1)
+
+
+class PixelRNNGenerator(ConditionalGenerator):
+    """``forward(noise[N, C, H, W] uniform, labels[N]) -> images``: autoregressive sampling."""
+
+    image_sizes = (8, 16, 28, 32, 64)
+    #: ONNX parity criterion (see exporters.onnx.export): share of sub-pixels sampled identically.
+    #: Exact equality is the rule in practice, but a last-bit float difference between torch and
+    #: ONNX Runtime at a CDF boundary flips a level and changes what is sampled after it.
+    parity_min_equal: ClassVar[float] = 0.999
+
+    def __init__(self, config: PixelRNNConfig, image_shape, num_classes: int) -> None:
+        super().__init__(config, image_shape, num_classes)
+        channels = self.image_shape[0]
+        h, k = config.hidden, config.input_kernel
+        self.levels = config.levels
+        self.pad = k // 2
+        groups = _groups(h, channels)
+        self.w0 = nn.Parameter(torch.empty(h, channels, self.pad + 1, k))
+        nn.init.kaiming_uniform_(self.w0, a=math.sqrt(5))
+        self.b0 = nn.Parameter(torch.zeros(h))
+        self.embed_in = nn.Embedding(num_classes, h)
+        mask0 = torch.ones(h, channels, self.pad + 1, k)
+        mask0[:, :, -1, self.pad + 1:] = 0  # nothing right of the pixel on its own row
+        mask0[:, :, -1, self.pad] = _centre_mask(groups, torch.arange(channels), strict=True)  # mask A
+        self.register_buffer("mask0", mask0, persistent=False)
+        self.rnn = nn.ModuleList(RowLSTM(h, channels, num_classes, config.row_kernel, config.state_kernel)
+                                 for _ in range(config.layers))
+        self.out1 = nn.Linear(h, h)
+        self.out2 = nn.Linear(h, channels * config.levels)
+        out_groups = torch.arange(channels).repeat_interleave(config.levels)
+        self.register_buffer("mask1", _centre_mask(groups, groups, strict=False).float(), persistent=False)
+        self.register_buffer("mask2", _centre_mask(out_groups, groups, strict=False).float(), persistent=False)
+
+    def noise_spec(self) -> dict:
+        return {"name": "noise", "shape": list(self.image_shape), "distribution": "uniform_0_1"}
+
+    def input_conv_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.w0 * self.mask0, self.b0
+
+    def head_weights(self) -> tuple[torch.Tensor, ...]:
+        return self.out1.weight * self.mask1, self.out1.bias, self.out2.weight * self.mask2, self.out2.bias
+
+    @staticmethod
+    def head(x: torch.Tensor, weights: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Features ``[..., hidden]`` -> logits ``[..., C * levels]`` (channel-major)."""
+        w1, b1, w2, b2 = weights
+        return F.linear(torch.relu(F.linear(torch.relu(x), w1, b1)), w2, b2)
+
+    def logits(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, C, levels, H, W]`` of every sub-pixel given the ones before it (one pass)."""
+        n, channels, height, width = images.shape
+        w0, b0 = self.input_conv_weight()
+        x = F.pad(images * 2 - 1, (self.pad, self.pad, self.pad, 0))
+        windows = x.unfold(2, self.pad + 1, 1).unfold(3, w0.shape[-1], 1)  # [N, C, H, W, p+1, k]
+        windows = windows.permute(0, 2, 3, 1, 4, 5).flatten(3)
+        x = F.linear(windows, w0.flatten(1)) + (b0 + self.embed_in(labels))[:, None, None, :]
+        for layer in self.rnn:
+            x = layer(x, labels)  # [N, H, W, hidden]
+        out = self.head(x, self.head_weights())  # [N, H, W, C * levels]
+        return out.reshape(n, height, width, channels, self.levels).permute(0, 3, 4, 1, 2)
+
+    def quantise(self, images: torch.Tensor) -> torch.Tensor:
+        """Levels (int64) of images in [0, 1]."""
+        return torch.round(images.clamp(0, 1) * (self.levels - 1)).long()
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_exporting() or torch.compiler.is_compiling():
+            return sample_loop(self, noise, labels)  # one ONNX Loop
+        return sample_cached(self, noise, labels)
+
+    def sample(self, noise: torch.Tensor, labels: torch.Tensor, method: str = "cached") -> torch.Tensor:
+        """Sample with ``method`` ``"cached"`` (default), ``"loop"`` (the exported graph's
+        ``while_loop``) or ``"naive"`` (full network per sub-pixel): same images for the same noise."""
+        fns = {"cached": sample_cached, "loop": sample_loop, "naive": sample_naive}
+        with torch.no_grad():
+            return fns[method](self, noise, labels)
+
+
+@register_model("pixelrnn", config=PixelRNNConfig, generator=PixelRNNGenerator,
+                description="class-conditional PixelRNN (Row LSTM), discrete softmax, cached sampling")
+class PixelRNNTrainer(GeneratorTrainer):
+    """Maximum likelihood: cross-entropy of every sub-pixel's level, reported in bits/dim."""
+
+    default_holdout = 0.1
+
+    def __init__(self, config: PixelRNNConfig, image_shape, num_classes: int) -> None:
+        super().__init__(config, image_shape, num_classes)
+        self.generator = PixelRNNGenerator(config, image_shape, num_classes)
+        self.init_ema()
+        self._opts = {"g": torch.optim.Adam(self.generator.parameters(), lr=config.lr)}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._opts
+
+    @staticmethod
+    def nll_nats(g: PixelRNNGenerator, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood per sub-pixel, in nats."""
+        target = g.quantise(images)
+        logits = g.logits(target.float() / (g.levels - 1), labels)
+        return F.cross_entropy(logits.transpose(1, 2), target)  # classes on dim 1
+
+    def training_step(self, images, labels, rng, step):
+        self.generator.train()
+        loss = self.nll_nats(self.generator, images, labels)
+        opt = self._opts["g"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.generator.parameters(), self.config.grad_clip)
+        opt.step()
+        self.update_ema(step, self.config.ema_decay)
+        nats = loss.item()
+        return {"loss": nats, "bits_per_dim": nats / math.log(2)}
+
+    @torch.no_grad()
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        g = self.sampling_generator()
+        total, count = 0.0, 0
+        for k in range(0, len(labels), 256):
+            nats = self.nll_nats(g, images[k:k + 256], labels[k:k + 256])
+            total += nats.item() * len(labels[k:k + 256])
+            count += len(labels[k:k + 256])
+        return {"test_bits_per_dim": total / max(count, 1) / math.log(2)}
