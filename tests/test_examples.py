@@ -7,18 +7,42 @@ import subprocess
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SHORT_AUGMENT = ["--gen-steps", "4", "--gen-width", "8", "--clf-steps", "12"]
+
+
+def run_example(name: str, *args: str, cwd: Path | None = None) -> dict:
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def test_quickstart(tmp_path):
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "quickstart.py"), "--out", str(tmp_path / "run"),
-                           "--steps", "3", "--width", "8"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = run_example("quickstart.py", "--out", str(tmp_path / "run"), "--steps", "3", "--width", "8")
     assert out["onnx_parity"] <= 1e-4 and out["torch_vs_onnx_same_seed"] <= 1e-4
     assert Path(out["grid"]).is_file()
 
 
+def test_wrap_dataset():
+    out = run_example("wrap_dataset.py", *SHORT_AUGMENT, "--ratio", "2.0")
+    assert out["real_images"] == 136 and out["synthetic_images"] == 272
+    assert 0 < out["real_only_accuracy"] <= 1 and 0 < out["with_synthetic_accuracy"] <= 1
+
+
+def test_batch_mix():
+    out = run_example("batch_mix.py", *SHORT_AUGMENT, "--mode", "replace", "--p", "0.5")
+    assert out["mode"] == "replace" and 0 < out["with_mix_accuracy"] <= 1 and 0 < out["real_only_accuracy"] <= 1
+
+
+def test_albumentations_pipeline(tmp_path):
+    out = run_example("albumentations_pipeline.py", "--run", str(tmp_path / "run"), "--steps", "2",
+                      "--out", str(tmp_path / "p.png"), "--p", "1.0")
+    assert out["output_dtype"] == "float32" and 0.0 <= out["output_range"][0] and out["output_range"][1] <= 1.0
+    assert Image.open(tmp_path / "p.png").size[0] > Image.open(tmp_path / "p.png").size[1]  # 2 rows of 20
+
+
 def test_every_example_has_a_test():
-    tested = {"quickstart.py"}
-    assert {p.name for p in EXAMPLES.glob("*.py")} <= tested
+    tested = {"quickstart.py", "wrap_dataset.py", "batch_mix.py", "albumentations_pipeline.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")} == tested

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import SynthaugError
-from .images import ImageData, native_size, resolve_image_size, to_tensor
+from .images import ImageData, native_size, resolve_image_size, stratified_split, to_tensor
 from .sources import DIGITS_SPLITS, read_source
 
-__all__ = ["ImageData", "load_data", "DIGITS_SPLITS"]
+__all__ = ["ImageData", "load_data", "stratified_split", "DIGITS_SPLITS"]
 
 log = logging.getLogger("synthaug")
 

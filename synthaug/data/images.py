@@ -59,6 +59,48 @@ class ImageData:
         """Images as float32 in [0, 1]."""
         return self.images.float() / self.pixel_max
 
+    # Map-style dataset of (HW or HWC uint8 array, int label), so it plugs into DataLoader,
+    # albumentations pipelines and SyntheticDataset as it is.
+    @property
+    def classes(self) -> list[str]:
+        return self.class_names
+
+    @property
+    def targets(self) -> list[int]:
+        return self.labels.tolist()
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        image = self.images[index].permute(1, 2, 0).numpy()
+        return (image[..., 0] if image.shape[2] == 1 else image), int(self.labels[index])
+
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> ImageData:
+        """The items at ``indices``, as a new ImageData (same classes and pixel scale)."""
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        return ImageData(self.images[idx], self.labels[idx], list(self.class_names), self.name, self.pixel_max)
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (rest, part): ``part`` takes ``fraction`` of each class (at least one when
+    ``fraction > 0``), chosen by ``seed``; both sorted.
+
+    Example:
+        >>> rest, part = stratified_split(torch.tensor([0, 0, 0, 0, 1, 1]), 0.5, seed=0)
+        >>> len(rest), len(part), sorted(torch.tensor([0, 0, 0, 0, 1, 1])[part].tolist())
+        (3, 3, [0, 0, 1])
+    """
+    if fraction <= 0:
+        return torch.arange(len(labels)), torch.empty(0, dtype=torch.int64)
+    g = torch.Generator().manual_seed(seed)
+    part = []
+    for c in torch.unique(labels):
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        part.append(idx[:max(1, round(fraction * len(idx)))])
+    chosen = torch.sort(torch.cat(part)).values
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[chosen] = False
+    return torch.nonzero(mask).flatten(), chosen
+
 
 def check_labels(labels: np.ndarray, class_names: Sequence[str] | None, source: str) -> list[str]:
     """Validate integer labels against the class names (or infer names); return the names."""

@@ -180,7 +180,12 @@ def _array_from_item(image: Any, i: int) -> np.ndarray:
 
 
 def read_source(source: Any, skip_bad_files: bool = False) -> RawImages:
-    """Dispatch on what ``source`` is: a built-in name, a path, or a torch Dataset."""
+    """Dispatch on what ``source`` is: a built-in name, a path, an ImageData or a torch Dataset."""
+    from .images import ImageData
+
+    if isinstance(source, ImageData):  # keeps its pixel scale (e.g. 0..16 for digits)
+        return RawImages([source[i][0] for i in range(len(source))], source.labels.numpy(),
+                         list(source.class_names), source.name, source.pixel_max)
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if text in DIGITS_SPLITS:

@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,20 +39,37 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
                      batch_size: int = 64, lr: float = 2e-3, seed: int = 0) -> SmallCNN:
     """Train :class:`SmallCNN` on float images in [0, 1]; returns it in eval mode."""
     g = torch.Generator().manual_seed(seed)
+
+    def batches(epoch: int):
+        perm = torch.randperm(len(images), generator=g)
+        for i in range(0, len(images), batch_size):
+            idx = perm[i:i + batch_size]
+            if len(idx) > 1:  # batchnorm needs two
+                yield images[idx], labels[idx]
+
+    steps = max(1, len(images) // batch_size + (len(images) % batch_size > 1))
+    return fit_classifier(batches, steps, images.shape[1], num_classes, epochs, lr, seed)
+
+
+def fit_classifier(batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]], steps_per_epoch: int,
+                   channels: int, num_classes: int, epochs: int = 30, lr: float = 2e-3, seed: int = 0,
+                   batch_hook: Callable | None = None) -> SmallCNN:
+    """The training loop behind :func:`train_classifier`, for any source of batches.
+
+    ``batches(epoch)`` yields ``(images in [0, 1], labels)`` (labels int or soft); ``batch_hook``
+    maps each batch before the step, e.g. a :class:`~synthaug.SyntheticMix`.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = SmallCNN(images.shape[1], num_classes)
+        model = SmallCNN(channels, num_classes)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-        steps = epochs * max(1, -(-len(images) // batch_size))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch + 1)
         model.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(images), generator=g)
-            for i in range(0, len(images), batch_size):
-                idx = perm[i:i + batch_size]
-                if len(idx) < 2:
-                    continue
-                loss = F.cross_entropy(model(images[idx]), labels[idx])
+        for epoch in range(epochs):
+            for x, y in batches(epoch):
+                if batch_hook is not None:
+                    x, y = batch_hook(x, y)
+                loss = F.cross_entropy(model(x), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -25,6 +25,7 @@ from .._version import __version__
 from ..atomic import atomic_write, atomic_write_text
 from ..card import GeneratorCard
 from ..data import ImageData, load_data
+from ..data.images import stratified_split
 from ..errors import SynthaugError
 from ..grid import save_grid
 from ..layout import CARD_FILE, CHECKPOINT_FILE, LOG_FILE, SAMPLES_PATTERN, WEIGHTS_FILE
@@ -302,18 +303,7 @@ class _Loop:
 
 def holdout_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (train, held out): ``fraction`` of each class, at least one when > 0, by seed."""
-    if fraction <= 0:
-        return torch.arange(len(labels)), torch.empty(0, dtype=torch.int64)
-    g = torch.Generator().manual_seed(seed + 3)
-    held = []
-    for c in torch.unique(labels):
-        idx = torch.nonzero(labels == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        held.append(idx[:max(1, round(fraction * len(idx)))])
-    test = torch.sort(torch.cat(held)).values
-    mask = torch.ones(len(labels), dtype=torch.bool)
-    mask[test] = False
-    return torch.nonzero(mask).flatten(), test
+    return stratified_split(labels, fraction, seed + 3)
 
 
 def peak_memory_mb() -> float:
