@@ -264,3 +264,30 @@ def test_mix_bad_input(sampler, kwargs, call, message):
         mix = SyntheticMix(sampler, **kwargs)
         mix(*call)
     assert message in str(err.value)
+
+
+def test_background_prefetch_gives_the_same_pools(sampler):
+    eager = SyntheticDataset(DigitsLike(), sampler, ratio=1.0, seed=2, prefetch=False)
+    prefetched = SyntheticDataset(DigitsLike(), sampler, ratio=1.0, seed=2)
+    for epoch in (1, 2, 4):
+        eager.set_epoch(epoch)
+        prefetched.set_epoch(epoch)
+        assert all(np.array_equal(eager[i][0], prefetched[i][0]) for i in range(12, 24)), epoch
+
+
+def test_process_exits_cleanly_while_a_prefetch_runs(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, torch\n"
+        "from synthaug import SyntheticDataset, TorchSampler\n"
+        "from synthaug.card import GeneratorCard\n"
+        "from synthaug.models import create_generator\n"
+        "g = create_generator('dcgan', None, (1, 8, 8), 2)\n"
+        "card = GeneratorCard('dcgan', {}, [1, 8, 8], 2, ['a', 'b'], g.noise_spec(), {'range': [0, 1]})\n"
+        "real = [(np.zeros((8, 8), np.uint8), i % 2) for i in range(400)]\n"
+        "ds = SyntheticDataset(real, TorchSampler(g, card), ratio=3.0)\n"  # exits while epoch 1 generates
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

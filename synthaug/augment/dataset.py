@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,9 +37,12 @@ class SyntheticDataset(Dataset):
     ``DistributedSampler.set_epoch``; every rank builds the same pool, so a
     ``DistributedSampler`` hands each synthetic item to exactly one rank.
 
-    Memory: the pool holds ``num_synthetic * C * H * W`` bytes (uint8), e.g. 2.5 MB for 40,000
-    digits at 8x8, 123 MB for 40,000 RGB images at 32x32; generation needs one batch of float32
-    images on the sampler's device at a time.
+    While an epoch runs, the next epoch's pool is generated in a background thread
+    (``prefetch=True``), so ``set_epoch`` usually finds it ready.
+
+    Memory: two pools (current and next epoch) of ``num_synthetic * C * H * W`` bytes each
+    (uint8), e.g. 2 x 2.5 MB for 40,000 digits at 8x8, 2 x 123 MB for 40,000 RGB images at
+    32x32; generation needs one batch of float32 images on the sampler's device at a time.
 
     Args:
         real: map-style dataset of ``(image, label)``; images as HWC/HW numpy arrays, CHW
@@ -74,7 +80,8 @@ class SyntheticDataset(Dataset):
                  per_class: int | Mapping[Any, int] | None = None, classes: Sequence[Any] | None = None,
                  balance: bool = False, transform: Callable | None = None, format: str = "auto",
                  pixel_max: int | None = None, resize: bool = False, labels: Sequence[int] | None = None,
-                 seed: int = 0, return_is_synthetic: bool = False, generate_batch: int = 1024) -> None:
+                 seed: int = 0, return_is_synthetic: bool = False, generate_batch: int = 1024,
+                 prefetch: bool = True) -> None:
         self.real, self.transform, self.seed = real, transform, int(seed)
         self.return_is_synthetic = return_is_synthetic
         self.generate_batch = generate_batch
@@ -97,10 +104,15 @@ class SyntheticDataset(Dataset):
         self.synthetic_counts = counts
         n = len(self.synthetic_labels)
         c, h, w = self.format.shape_chw
-        # Shared memory: DataLoader workers see the pool (and its epoch) that set_epoch() refills.
-        self._pool = torch.zeros((n, c, h, w), dtype=torch.uint8).share_memory_()
+        # Shared memory: DataLoader workers (forked, spawned or persistent) see the pools that
+        # set_epoch() fills and the current epoch. Two slots: one serves the current epoch while
+        # the next epoch's pool is generated into the other in the background.
+        self._pools = torch.zeros((2, n, c, h, w), dtype=torch.uint8).share_memory_()
+        self._slot_epochs = torch.full((2,), -1, dtype=torch.int64).share_memory_()
         self._epoch = torch.full((), -1, dtype=torch.int64).share_memory_()
         self.sampler: Sampler | None = sampler
+        self.prefetch = prefetch
+        self._prefetcher: _Prefetcher | None = None
         self.set_epoch(0)
 
     @property
@@ -119,18 +131,33 @@ class SyntheticDataset(Dataset):
         return self.num_real + self.num_synthetic
 
     def __getstate__(self) -> dict:
-        # Workers read the shared pool; they never need (or should touch) the generator.
+        # Workers read the shared pools; they never need (or should touch) the generator.
+        self._finish_prefetch()
         state = self.__dict__.copy()
         state["sampler"] = None
+        state["_prefetcher"] = None
         return state
 
     def set_epoch(self, epoch: int) -> None:
-        """Generate the pool of ``epoch`` (in this process, on the sampler's device)."""
-        if int(self._epoch) == epoch:
-            return
+        """Make ``epoch``'s pool current (generating it here, on the sampler's device, unless the
+        background prefetch already did), then start generating the next epoch's."""
         if self.sampler is None:
             raise SynthaugError("set_epoch() must be called on the dataset in the main process, "
                                 "not on a copy inside a DataLoader worker")
+        self._finish_prefetch()
+        if int(self._epoch) != epoch:
+            slots = self._slot_epochs.tolist()
+            if epoch not in slots:
+                # Fill the slot that is not serving the current epoch.
+                slot = 1 if slots[0] == int(self._epoch) else 0
+                self._generate(epoch, slot)
+            self._epoch.fill_(epoch)
+        if self.prefetch and self.num_synthetic and epoch + 1 not in self._slot_epochs.tolist():
+            slot = 1 - self._slot_epochs.tolist().index(epoch)
+            self._prefetcher = _Prefetcher(self, epoch + 1, slot)
+
+    def _generate(self, epoch: int, slot: int) -> None:
+        self._slot_epochs[slot] = -1  # not servable while being written
         g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
         for start in range(0, self.num_synthetic, self.generate_batch):
             labels = self.synthetic_labels[start:start + self.generate_batch]
@@ -139,8 +166,13 @@ class SyntheticDataset(Dataset):
                 images = F.interpolate(images, size=self.format.shape_chw[1:], mode="bilinear",
                                        antialias=True, align_corners=False)
             pixels = (images.clamp(0, 1) * self.pixel_max).round().to(torch.uint8)
-            self._pool[start:start + len(labels)].copy_(pixels.cpu())
-        self._epoch.fill_(epoch)
+            self._pools[slot, start:start + len(labels)].copy_(pixels.cpu())
+        self._slot_epochs[slot] = epoch
+
+    def _finish_prefetch(self) -> None:
+        if self._prefetcher is not None:
+            prefetcher, self._prefetcher = self._prefetcher, None
+            prefetcher.join()
 
     def __getitem__(self, index: int):
         if index < 0:
@@ -152,7 +184,8 @@ class SyntheticDataset(Dataset):
             synthetic = False
         else:
             j = index - self.num_real
-            image = self.format.convert(self._pool[j], self.pixel_max)
+            slot = 0 if int(self._slot_epochs[0]) == int(self._epoch) else 1
+            image = self.format.convert(self._pools[slot, j], self.pixel_max)
             label = int(self.synthetic_labels[j])
             synthetic = True
         if self.transform is not None:
@@ -164,6 +197,54 @@ class SyntheticDataset(Dataset):
         if names is not None and [str(n) for n in names] != self.class_names:
             raise SynthaugError(f"the dataset's classes {_short(names)} differ from the generator's "
                                 f"{_short(self.class_names)}: expected the same classes in the same order")
+
+
+class _Prefetcher:
+    """Generates one epoch's pool in a background thread (torch releases the GIL while it
+    computes, so this overlaps with the training loop or with DataLoader workers).
+
+    The thread is not a daemon: the interpreter waits for it at exit, because a thread killed
+    inside a torch op aborts the process. No process may fork while the thread runs (a forked child would inherit a half-used thread
+    pool): a fork handler waits for it, so non-persistent forked workers simply get no overlap.
+    """
+
+    def __init__(self, dataset: SyntheticDataset, epoch: int, slot: int) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(dataset, epoch, slot), daemon=False,
+                                       name=f"synthaug-prefetch-{epoch}")
+        _install_fork_hook()
+        _live_prefetchers.add(self)
+        self.thread.start()
+
+    def _run(self, dataset: SyntheticDataset, epoch: int, slot: int) -> None:
+        try:
+            dataset._generate(epoch, slot)
+        except BaseException as err:  # surfaced by join() in the caller's thread
+            self.error = err
+
+    def join(self) -> None:
+        self.thread.join()
+        _live_prefetchers.discard(self)
+        if self.error is not None:
+            raise self.error
+
+
+_live_prefetchers: weakref.WeakSet = weakref.WeakSet()
+
+
+def _wait_for_prefetchers() -> None:
+    for prefetcher in list(_live_prefetchers):
+        prefetcher.thread.join()
+
+
+_fork_hook_installed = False
+
+
+def _install_fork_hook() -> None:
+    global _fork_hook_installed
+    if not _fork_hook_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_wait_for_prefetchers)
+        _fork_hook_installed = True
 
 
 def synthetic_counts(real_counts: torch.Tensor, ratio: float | None, per_class: int | Mapping | None,

@@ -1,0 +1,138 @@
+"""What augmentation costs: DataLoader throughput and training-step overhead, side by side.
+
+    python benchmarks/augment_speed.py [--repeats 5]
+
+1. DataLoader items/s over digits:train (HW uint8 arrays through a to-tensor transform, batch
+   64): real-only vs SyntheticDataset with 50% synthetic items (ratio=1.0, default dcgan
+   sampler; each epoch's set_epoch pool generation counted), at num_workers 0 and 2.
+2. Training-step time of the small CNN at batch 256 with and without SyntheticMix(p=0.5)
+   (default dcgan sampler on the same device), alternating the two in one run.
+
+Untrained generator weights: speed does not depend on them. Medians over --repeats. Writes
+benchmarks/results/augment_speed.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from synthaug import SyntheticDataset, SyntheticMix, TorchSampler
+from synthaug.card import GeneratorCard
+from synthaug.data import load_data
+from synthaug.metrics import SmallCNN
+from synthaug.models import create_generator
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def default_sampler() -> TorchSampler:
+    torch.manual_seed(0)
+    g = create_generator("dcgan", None, (1, 8, 8), 10).eval()
+    card = GeneratorCard("dcgan", {}, [1, 8, 8], 10, [str(i) for i in range(10)], g.noise_spec(),
+                         {"range": [0, 1], "pixel_max": 16})
+    return TorchSampler(g, card)
+
+
+def to_tensor(image):
+    return torch.as_tensor(image, dtype=torch.float32)[None] / 16
+
+
+class Transformed(torch.utils.data.Dataset):
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        image, label = self.data[i]
+        return to_tensor(image), label
+
+
+def epoch_rate(dataset, workers: int, epochs: int) -> float:
+    loader = DataLoader(dataset, batch_size=64, shuffle=True, num_workers=workers,
+                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+    for _ in loader:  # warm-up: worker start-up is not throughput
+        pass
+    rates = []
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        n = sum(len(y) for _, y in loader)
+        rates.append(n / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def step_times(sampler, repeats: int, steps: int = 20) -> dict[str, float]:
+    torch.manual_seed(0)
+    model = SmallCNN(1, 10)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    mix = SyntheticMix(sampler, p=0.5)
+    images, labels = torch.rand(256, 1, 8, 8), torch.randint(0, 10, (256,))
+
+    def step(use_mix: bool) -> None:
+        x, y = mix(images, labels) if use_mix else (images, labels)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for use_mix in (False, True):  # warm-up
+        for _ in range(3):
+            step(use_mix)
+    times = {False: [], True: []}
+    for _ in range(repeats):
+        for use_mix in (False, True):  # alternate, so drift hits both alike
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step(use_mix)
+            times[use_mix].append((time.perf_counter() - t0) / steps)
+    return {"plain_ms": statistics.median(times[False]) * 1e3, "mix_ms": statistics.median(times[True]) * 1e3}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    sampler = default_sampler()
+    data = load_data("digits:train")
+
+    loader_rows = []
+    for workers in (0, 2):
+        real = epoch_rate(Transformed(data), workers, args.repeats)
+        mixed = epoch_rate(SyntheticDataset(data, sampler, ratio=1.0, transform=to_tensor), workers, args.repeats)
+        loader_rows.append({"workers": workers, "real_items_per_s": real, "synthetic50_items_per_s": mixed,
+                            "ratio": mixed / real})
+    step = step_times(sampler, args.repeats)
+    step["overhead"] = step["mix_ms"] / step["plain_ms"] - 1
+
+    result = {"benchmark": "augment_speed", "command": "python benchmarks/augment_speed.py",
+              "machine": {"threads": torch.get_num_threads(), "platform": platform.platform(),
+                          "torch": torch.__version__},
+              "dataloader": loader_rows, "train_step_batch256": step}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "augment_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = ["| DataLoader (digits:train, batch 64) | real-only items/s | 50% synthetic items/s | ratio |",
+          "|---|---|---|---|"]
+    md += [f"| num_workers={r['workers']} | {r['real_items_per_s']:,.0f} | {r['synthetic50_items_per_s']:,.0f} | "
+           f"{r['ratio']:.2f}x |" for r in loader_rows]
+    md += ["", "| small CNN train step, batch 256 | without mix | with SyntheticMix(p=0.5), dcgan | overhead |",
+           "|---|---|---|---|",
+           f"| CPU, {torch.get_num_threads()} threads | {step['plain_ms']:.1f} ms | {step['mix_ms']:.1f} ms | "
+           f"{step['overhead']:+.1%} |"]
+    (RESULTS / "augment_speed.md").write_text("\n".join(md) + "\n")
+    print(json.dumps({"dataloader_ratios": [r["ratio"] for r in loader_rows], "mix_overhead": step["overhead"]}))
+
+
+if __name__ == "__main__":
+    main()
