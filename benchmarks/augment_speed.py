@@ -18,12 +18,16 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from _digits import Transformed, to_tensor  # noqa: E402
 
 from synthaug import SyntheticDataset, SyntheticMix, TorchSampler
 from synthaug.card import GeneratorCard
@@ -40,22 +44,6 @@ def default_sampler() -> TorchSampler:
     card = GeneratorCard("dcgan", {}, [1, 8, 8], 10, [str(i) for i in range(10)], g.noise_spec(),
                          {"range": [0, 1], "pixel_max": 16})
     return TorchSampler(g, card)
-
-
-def to_tensor(image):
-    return torch.as_tensor(image, dtype=torch.float32)[None] / 16
-
-
-class Transformed(torch.utils.data.Dataset):
-    def __init__(self, data):
-        self.data = data
-
-    def __len__(self):
-        return len(self.data)
-
-    def __getitem__(self, i):
-        image, label = self.data[i]
-        return to_tensor(image), label
 
 
 def epoch_rate(dataset, workers: int, epochs: int) -> float:

@@ -3,6 +3,7 @@ classifier trained for a fixed number of steps so that every variant gets the sa
 
 from __future__ import annotations
 
+import argparse
 import math
 from pathlib import Path
 
@@ -30,6 +31,28 @@ def fit_generator(data: ImageData, out: Path, steps: int, seed: int, width: int 
 def to_tensor(image) -> torch.Tensor:
     """An HW uint8 digit (0..16) as a float [1, H, W] tensor in [0, 1]; real and synthetic alike."""
     return torch.as_tensor(image, dtype=torch.float32)[None] / 16
+
+
+class Transformed(torch.utils.data.Dataset):
+    """A dataset through ``to_tensor``: the real-only baseline sees exactly what the mix sees."""
+
+    def __init__(self, data) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i):
+        image, label = self.data[i]
+        return to_tensor(image), label
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fraction", type=float, default=0.1, help="share of digits:train to use")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gen-steps", type=int, default=3000, help="generator training steps")
+    parser.add_argument("--gen-width", type=int, default=64, help="generator width")
+    parser.add_argument("--clf-steps", type=int, default=600, help="classifier steps, the same for every variant")
 
 
 def train_and_test(dataset, test: ImageData, steps: int, seed: int, batch_hook=None,

@@ -14,7 +14,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from _digits import fit_generator, scarce_digits, train_and_test
+from _digits import add_common_args, fit_generator, scarce_digits, train_and_test
 from torch.utils.data import TensorDataset
 
 from synthaug import SyntheticMix
@@ -22,13 +22,9 @@ from synthaug import SyntheticMix
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--fraction", type=float, default=0.1)
+    add_common_args(p)
     p.add_argument("--p", type=float, default=1.0, help="synthetic rows per batch row")
     p.add_argument("--mode", choices=("append", "replace"), default="append")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gen-steps", type=int, default=3000)
-    p.add_argument("--gen-width", type=int, default=64)
-    p.add_argument("--clf-steps", type=int, default=600)
     args = p.parse_args()
 
     small, test = scarce_digits(args.fraction, args.seed)

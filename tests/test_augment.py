@@ -187,7 +187,7 @@ def test_mismatched_datasets_are_refused(sampler):
         SyntheticDataset(DigitsLike(size=16), sampler, ratio=1.0)
     resized = SyntheticDataset(DigitsLike(size=16), sampler, ratio=1.0, resize=True)
     assert resized[len(resized) - 1][0].shape == (16, 16)
-    with pytest.raises(SynthaugError, match="yield \\(image, label\\) pairs, got tuple of length 3"):
+    with pytest.raises(SynthaugError, match="expected an \\(image, label\\) pair, got tuple of length 3"):
         SyntheticDataset([(np.zeros((8, 8), np.uint8), 0, "x")], sampler, ratio=1.0)
 
 

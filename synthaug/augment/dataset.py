@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..data.sources import dataset_item, dataset_length
 from ..errors import SynthaugError
 from ..runtime.sampler import Sampler
 from .formats import FORMATS, ItemFormat
@@ -298,17 +299,8 @@ def _class_index(c: Any, class_names: Sequence[str]) -> int:
 
 
 def _first_item(real: Dataset) -> tuple[Any, int]:
-    try:
-        n = len(real)
-    except TypeError:
-        raise SynthaugError(f"expected a map-style dataset with __len__, got {type(real).__name__}") from None
-    if n == 0:
-        raise SynthaugError("expected a non-empty real dataset, got 0 items")
-    item = real[0]
-    if not (isinstance(item, (tuple, list)) and len(item) == 2):
-        raise SynthaugError(f"expected the real dataset to yield (image, label) pairs, got "
-                            f"{type(item).__name__}{f' of length {len(item)}' if isinstance(item, (tuple, list)) else ''}")
-    return item
+    dataset_length(real)
+    return dataset_item(real, 0)
 
 
 def _real_labels(real: Dataset, labels: Sequence[int] | None, num_classes: int) -> torch.Tensor:

@@ -133,18 +133,9 @@ def read_torch_dataset(dataset: Any) -> RawImages:
     (uint8, or float in [0, 1])."""
     import torch
 
-    try:
-        n = len(dataset)
-    except TypeError:
-        raise SynthaugError(f"expected a map-style dataset with __len__, got {type(dataset).__name__}") from None
-    if n == 0:
-        raise SynthaugError("expected a non-empty dataset, got 0 items")
     images, labels = [], []
-    for i in range(n):
-        item = dataset[i]
-        if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise SynthaugError(f"dataset item {i}: expected an (image, label) pair, got {type(item).__name__}")
-        image, label = item
+    for i in range(dataset_length(dataset)):
+        image, label = dataset_item(dataset, i)
         if isinstance(label, torch.Tensor):
             label = label.item()
         if isinstance(label, (bool, float)) or not isinstance(label, (int, np.integer)):
@@ -155,6 +146,26 @@ def read_torch_dataset(dataset: Any) -> RawImages:
     labels_arr = np.asarray(labels, dtype=np.int64)
     class_names = check_labels(labels_arr, names, type(dataset).__name__)
     return RawImages(images, labels_arr, class_names, type(dataset).__name__)
+
+
+def dataset_length(dataset: Any) -> int:
+    """``len(dataset)`` of a non-empty map-style dataset, or a one-line error."""
+    try:
+        n = len(dataset)
+    except TypeError:
+        raise SynthaugError(f"expected a map-style dataset with __len__, got {type(dataset).__name__}") from None
+    if n == 0:
+        raise SynthaugError("expected a non-empty dataset, got 0 items")
+    return n
+
+
+def dataset_item(dataset: Any, i: int) -> tuple[Any, Any]:
+    """``dataset[i]`` checked to be an ``(image, label)`` pair."""
+    item = dataset[i]
+    if not (isinstance(item, (tuple, list)) and len(item) == 2):
+        size = f" of length {len(item)}" if isinstance(item, (tuple, list)) else ""
+        raise SynthaugError(f"dataset item {i}: expected an (image, label) pair, got {type(item).__name__}{size}")
+    return item
 
 
 def _array_from_item(image: Any, i: int) -> np.ndarray:
