@@ -57,14 +57,17 @@ def test_policy_parsing_and_config_validation():
 
 @pytest.mark.parametrize("family", ["gan", "dcgan"])
 def test_auto_diffaugment_follows_dataset_size_and_survives_a_checkpoint(family):
-    trainer = create_model(family, TINY[family]["config"], (1, 8, 8), 3)
+    small = create_model(family, TINY[family]["config"], (1, 8, 8), 3)
+    small.prepare(10)
+    assert small.diffaugment_ops == ()  # off on small images at any dataset size (measured)
+    trainer = create_model(family, TINY[family]["config"], (3, 32, 32), 3)
     assert trainer.diffaugment_ops == ()
     trainer.prepare(AUTO_DIFFAUGMENT_BELOW)
     assert trainer.diffaugment_ops == () and trainer.config_dict()["diffaugment"] == "off"
     trainer.prepare(AUTO_DIFFAUGMENT_BELOW - 1)
     assert trainer.diffaugment_ops == parse_policy(AUTO_DIFFAUGMENT_OPS)
     assert trainer.config_dict()["diffaugment"] == AUTO_DIFFAUGMENT_OPS  # the card records it
-    resumed = create_model(family, TINY[family]["config"], (1, 8, 8), 3)
+    resumed = create_model(family, TINY[family]["config"], (3, 32, 32), 3)
     resumed.load_state_dict(trainer.state_dict())
     assert resumed.diffaugment_ops == trainer.diffaugment_ops
 

@@ -9,9 +9,12 @@ copy of it. The encoder stays in the run's checkpoint: ``Run(path).trainer().rec
 
 The loss is the negative ELBO per image, ``recon + kl_weight * kl`` in nats, with the weight
 ramped from 0 to ``beta`` over ``kl_warmup`` steps (the decoder first learns to use the latent,
-which keeps samples sharper). ``likelihood="bernoulli"`` treats pixel intensities as Bernoulli
-means (continuous cross-entropy); ``"gaussian"`` learns one shared standard deviation
-(Rybkin et al. 2021), which balances the two terms by itself.
+which keeps samples sharper). ``likelihood="gaussian"`` (default) learns one standard deviation
+shared by all pixels (sigma-VAE, Rybkin et al. 2021), which balances the two terms by itself;
+``"bernoulli"`` treats intensities as Bernoulli means (continuous cross-entropy). Measured on
+digits:train at the defaults (3000 steps, CAS / real-data accuracy, one classifier seed):
+gaussian 0.993 (the latent carries ~15 nats); bernoulli 0.920 (~1.6 nats: the label alone
+explains most of the image, so samples of a class look alike); bernoulli with beta 0.3: 0.966.
 
 Example:
     >>> import torch
@@ -49,7 +52,8 @@ class VAEConfig:
     embed_dim: int = param(16, low=1, high=4096, help="size of the label embeddings")
     g_width: int = param(64, low=1, high=4096, help="decoder channels at full resolution")
     e_width: int = param(64, low=1, high=4096, help="encoder channels at full resolution")
-    likelihood: str = param("bernoulli", choices=("bernoulli", "gaussian"))
+    likelihood: str = param("gaussian", choices=("gaussian", "bernoulli"),
+                            help="gaussian with a learned shared sigma, or bernoulli means")
     beta: float = param(1.0, low=0.0, high=100.0, help="final weight of the KL term")
     kl_warmup: int = param(500, low=0, high=10**7, help="steps over which the KL weight ramps up")
     lr: float = param(1e-3, low=1e-7, high=1.0)
