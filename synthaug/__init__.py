@@ -19,11 +19,11 @@ from .data import ImageData, load_data
 from .errors import SynthaugError
 from .models import create_model, list_models, register_model
 from .run import Run
-from .runtime import OnnxSampler, Sampler, TorchSampler, load
+from .runtime import FilteredSampler, OnnxSampler, Sampler, TorchSampler, load
 from .train import fit
 
 __all__ = [
     "__version__", "fit", "load", "Run", "Sampler", "TorchSampler", "OnnxSampler", "GeneratorCard",
-    "SyntheticDataset", "SyntheticMix",
+    "SyntheticDataset", "SyntheticMix", "FilteredSampler",
     "list_models", "register_model", "create_model", "load_data", "ImageData", "SynthaugError", "CardError",
 ]

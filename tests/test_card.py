@@ -75,3 +75,43 @@ def test_onnx_sampler_survives_pickling(tiny_generator, tmp_path):
     clone = pickle.loads(pickle.dumps(sampler))
     assert clone._session is None
     assert torch.equal(clone.sample([0, 1], seed=0), before)
+
+
+def test_truncated_noise_stays_inside_and_is_seeded(tiny_generator):
+    from synthaug.runtime import draw_noise
+
+    spec = {"name": "noise", "shape": [1000], "distribution": "normal"}
+    z = draw_noise(spec, 4, torch.Generator().manual_seed(0), truncation=0.5)
+    assert z.abs().max() <= 0.5 and z.std() > 0.2
+    assert torch.equal(z, draw_noise(spec, 4, torch.Generator().manual_seed(0), truncation=0.5))
+    with pytest.raises(SynthaugError, match="truncation applies to normal noise"):
+        draw_noise({**spec, "distribution": "uniform_0_1"}, 1, torch.Generator(), truncation=1.0)
+    module, card = tiny_generator("dcgan", num_classes=3)
+    sampler = TorchSampler(module, card)
+    plain = sampler.sample([0, 1], seed=1)
+    sampler.truncation = 0.7
+    assert not torch.equal(plain, sampler.sample([0, 1], seed=1))
+    assert torch.equal(sampler.sample([0, 1], seed=1), sampler.sample([0, 1], seed=1))
+
+
+def test_filtered_sampler_keeps_what_the_classifier_agrees_with(tiny_generator):
+    from synthaug import FilteredSampler
+
+    module, card = tiny_generator("dcgan", num_classes=2)
+    inner = TorchSampler(module, card)
+    threshold = inner.sample(torch.zeros(200, dtype=torch.int64), seed=0).mean(dim=(1, 2, 3)).median()
+
+    def brightness_classifier(images):  # "class 1" = brighter than the median image
+        score = (images.mean(dim=(1, 2, 3)) - threshold) * 100
+        return torch.stack([-score, score], dim=1)
+
+    sampler = FilteredSampler(inner, brightness_classifier, max_rounds=20)
+    labels = torch.tensor([0, 1] * 20)
+    images = sampler.sample(labels, seed=3)
+    agree = brightness_classifier(images).argmax(1) == labels
+    assert torch.equal(agree, sampler.last_accepted) and agree.float().mean() > 0.9
+    assert 0.2 < sampler.acceptance_rate < 0.9
+    unfiltered = inner.sample(labels, seed=3)
+    assert (brightness_classifier(unfiltered).argmax(1) == labels).float().mean() < agree.float().mean()
+    with pytest.raises(SynthaugError, match="logits \\[N, 2\\]"):
+        FilteredSampler(inner, lambda x: torch.zeros(len(x), 5)).sample([0], seed=0)

@@ -17,10 +17,24 @@ from ..card import GeneratorCard
 from ..errors import SynthaugError
 
 
-def draw_noise(spec: dict[str, Any], n: int, generator: torch.Generator) -> torch.Tensor:
+def draw_noise(spec: dict[str, Any], n: int, generator: torch.Generator,
+               truncation: float | None = None) -> torch.Tensor:
     """``n`` samples of the noise the card's ``noise`` entry describes, float32 on the
-    generator's device (the CPU for :meth:`Sampler.sample`, so seeds mean the same everywhere)."""
+    generator's device (the CPU for :meth:`Sampler.sample`, so seeds mean the same everywhere).
+
+    ``truncation`` (normal noise only) draws from the normal truncated to ``[-t, t]`` (the
+    "truncation trick": less diversity, fewer failed samples), by inverse CDF so each value is
+    still one uniform draw.
+    """
     shape = (n, *spec["shape"])
+    if truncation is not None:
+        if spec["distribution"] != "normal":
+            raise SynthaugError(f"truncation applies to normal noise, this generator takes {spec['distribution']}")
+        if not truncation > 0:
+            raise SynthaugError(f"truncation: expected a positive threshold, got {truncation!r}")
+        low = torch.special.ndtr(torch.tensor(-float(truncation), dtype=torch.float64))
+        u = torch.rand(shape, generator=generator, dtype=torch.float64, device=generator.device)
+        return torch.special.ndtri(low + u * (1 - 2 * low)).to(torch.float32)
     if spec["distribution"] == "normal":
         return torch.randn(shape, generator=generator, dtype=torch.float32, device=generator.device)
     if spec["distribution"] == "uniform_0_1":
@@ -51,6 +65,8 @@ class Sampler(abc.ABC):
     card: GeneratorCard
     device: torch.device
     batch_size: int = 256
+    #: Truncation threshold for normal noise (see :func:`draw_noise`); ``None`` for none.
+    truncation: float | None = None
 
     def check_labels(self, labels: Any) -> torch.Tensor:
         """Labels as an int64 CPU tensor, each in ``0..num_classes-1``."""
@@ -72,7 +88,7 @@ class Sampler(abc.ABC):
         """Images of the given classes; noise from ``seed`` or ``generator`` (CPU)."""
         labels = self.check_labels(labels)
         rng = make_generator(seed, generator)
-        noise = draw_noise(self.card.noise, labels.numel(), rng)
+        noise = draw_noise(self.card.noise, labels.numel(), rng, self.truncation)
         chunks = [self._generate(noise[i:i + self.batch_size], labels[i:i + self.batch_size])
                   for i in range(0, labels.numel(), self.batch_size)]
         if not chunks:
@@ -82,7 +98,7 @@ class Sampler(abc.ABC):
     def sample_on_device(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The hot path for training loops: labels (int64, on the sampler's device) are trusted,
         noise is drawn from ``generator`` on that device, and nothing waits for the host."""
-        noise = draw_noise(self.card.noise, labels.shape[0], generator)
+        noise = draw_noise(self.card.noise, labels.shape[0], generator, self.truncation)
         return self._generate(noise, labels)
 
     def sample_per_class(self, per_class: int, classes: Sequence[int] | None = None,
