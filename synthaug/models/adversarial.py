@@ -60,6 +60,19 @@ def g_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()
 
 
+class ProjectionHead(nn.Module):
+    """A discriminator's output from pooled features ``h``: ``linear(h) + <embed(y), h>``, the
+    projection discriminator of Miyato & Koyama (2018), which makes the critic class-aware."""
+
+    def __init__(self, width: int, num_classes: int, norm=lambda m: m) -> None:
+        super().__init__()
+        self.linear = norm(nn.Linear(width, 1))
+        self.embed = norm(nn.Embedding(num_classes, width))
+
+    def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+
 class AdversarialTrainer(GeneratorTrainer):
     """Generator + discriminator + EMA + two Adam optimizers + the shared adversarial step.
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .adversarial import AdversarialTrainer
+from .adversarial import AdversarialTrainer, ProjectionHead
 from .base import ConditionalGenerator
 from .config import param
 from .diffaugment import POLICIES
@@ -96,12 +96,10 @@ class ProjectionDiscriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2))
         layers += [sn(nn.Conv2d(widths[-1], widths[-1], 3, 1, 1)), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers)
-        self.linear = sn(nn.Linear(widths[-1], 1))
-        self.embed = sn(nn.Embedding(num_classes, widths[-1]))
+        self.head = ProjectionHead(widths[-1], num_classes, sn)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = self.features(images * 2.0 - 1.0).sum(dim=(2, 3))
-        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+        return self.head(self.features(images * 2.0 - 1.0).sum(dim=(2, 3)), labels)
 
 
 @register_model("dcgan", config=DCGANConfig, generator=DCGANGenerator,

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .adversarial import AdversarialTrainer
+from .adversarial import AdversarialTrainer, ProjectionHead
 from .base import ConditionalGenerator
 from .config import param
 from .diffaugment import POLICIES
@@ -89,12 +89,10 @@ class MLPProjectionDiscriminator(nn.Module):
             layers += [sn(nn.Linear(width, config.d_width)), nn.LeakyReLU(0.2)]
             width = config.d_width
         self.features = nn.Sequential(*layers)
-        self.linear = sn(nn.Linear(width, 1))
-        self.embed = sn(nn.Embedding(num_classes, width))
+        self.head = ProjectionHead(width, num_classes, sn)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = self.features(images * 2.0 - 1.0)
-        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+        return self.head(self.features(images * 2.0 - 1.0), labels)
 
 
 @register_model("gan", config=GANConfig, generator=GANGenerator,
