@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SynthaugError
 from .base import ConditionalGenerator, GeneratorTrainer
 from .config import param
 from .pixelrnn_sampling import lstm_cell, sample_cached, sample_loop, sample_naive
@@ -55,6 +56,7 @@ class PixelRNNConfig:
     lr: float = param(2e-3, low=1e-7, high=1.0)
     grad_clip: float = param(1.0, low=0.0, high=1e6, help="max gradient norm (0: off)")
     ema_decay: float = param(0.995, low=0.0, high=1.0)
+    dropout: float = param(0.1, low=0.0, high=0.9, help="dropout after each layer in training")
 
 
 def _groups(units: int, channels: int) -> torch.Tensor:
@@ -157,8 +159,10 @@ class PixelRNNGenerator(ConditionalGenerator):
         w1, b1, w2, b2 = weights
         return F.linear(torch.relu(F.linear(torch.relu(x), w1, b1)), w2, b2)
 
-    def logits(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, C, levels, H, W]`` of every sub-pixel given the ones before it (one pass)."""
+    def logits(self, images: torch.Tensor, labels: torch.Tensor, dropout=None) -> torch.Tensor:
+        """Logits ``[N, C, levels, H, W]`` of every sub-pixel given the ones before it (one pass).
+
+        ``dropout``: training only, a function applied to the features after each layer."""
         n, channels, height, width = images.shape
         w0, b0 = self.input_conv_weight()
         x = F.pad(images * 2 - 1, (self.pad, self.pad, self.pad, 0))
@@ -167,6 +171,8 @@ class PixelRNNGenerator(ConditionalGenerator):
         x = F.linear(windows, w0.flatten(1)) + (b0 + self.embed_in(labels))[:, None, None, :]
         for layer in self.rnn:
             x = layer(x, labels)  # [N, H, W, hidden]
+            if dropout is not None:
+                x = dropout(x)
         out = self.head(x, self.head_weights())  # [N, H, W, C * levels]
         return out.reshape(n, height, width, channels, self.levels).permute(0, 3, 4, 1, 2)
 
@@ -183,6 +189,8 @@ class PixelRNNGenerator(ConditionalGenerator):
         """Sample with ``method`` ``"cached"`` (default), ``"loop"`` (the exported graph's
         ``while_loop``) or ``"naive"`` (full network per sub-pixel): same images for the same noise."""
         fns = {"cached": sample_cached, "loop": sample_loop, "naive": sample_naive}
+        if method not in fns:
+            raise SynthaugError(f"unknown sampling method {method!r}: expected one of {', '.join(fns)}")
         with torch.no_grad():
             return fns[method](self, noise, labels)
 
@@ -204,15 +212,22 @@ class PixelRNNTrainer(GeneratorTrainer):
         return self._opts
 
     @staticmethod
-    def nll_nats(g: PixelRNNGenerator, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def nll_nats(g: PixelRNNGenerator, images: torch.Tensor, labels: torch.Tensor, dropout=None) -> torch.Tensor:
         """Mean negative log-likelihood per sub-pixel, in nats."""
         target = g.quantise(images)
-        logits = g.logits(target.float() / (g.levels - 1), labels)
+        logits = g.logits(target.float() / (g.levels - 1), labels, dropout)
         return F.cross_entropy(logits.transpose(1, 2), target)  # classes on dim 1
 
     def training_step(self, images, labels, rng, step):
         self.generator.train()
-        loss = self.nll_nats(self.generator, images, labels)
+        p = self.config.dropout
+
+        def dropout(x: torch.Tensor) -> torch.Tensor:
+            # Masks from ``rng`` (not torch's global RNG), so runs and resumes are reproducible.
+            keep = torch.rand(x.shape, generator=rng, device=rng.device).to(x.device) >= p
+            return x * keep / (1 - p)
+
+        loss = self.nll_nats(self.generator, images, labels, dropout if p > 0 else None)
         opt = self._opts["g"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
