@@ -6,7 +6,8 @@
    64): real-only vs SyntheticDataset with 50% synthetic items (ratio=1.0, default dcgan
    sampler; each epoch's set_epoch pool generation counted), at num_workers 0 and 2.
 2. Training-step time of the small CNN at batch 256 with and without SyntheticMix(p=0.5)
-   (default dcgan sampler on the same device), alternating the two in one run.
+   (default dcgan sampler on the same device, on torch and on ONNX Runtime), interleaved in
+   one run.
 
 Untrained generator weights: speed does not depend on them. Medians over --repeats. Writes
 benchmarks/results/augment_speed.json and .md.
@@ -19,6 +20,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +31,8 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from _digits import Transformed, to_tensor  # noqa: E402
 
-from synthaug import SyntheticDataset, SyntheticMix, TorchSampler
+from exporters.onnx import export
+from synthaug import OnnxSampler, Sampler, SyntheticDataset, SyntheticMix, TorchSampler
 from synthaug.card import GeneratorCard
 from synthaug.data import load_data
 from synthaug.metrics import SmallCNN
@@ -61,31 +64,32 @@ def epoch_rate(dataset, workers: int, epochs: int) -> float:
     return statistics.median(rates)
 
 
-def step_times(sampler, repeats: int, steps: int = 20) -> dict[str, float]:
+def step_times(samplers: dict[str, Sampler], repeats: int, steps: int = 20) -> dict[str, float]:
+    """Median ms per training step: plain, and with SyntheticMix(p=0.5) over each sampler."""
     torch.manual_seed(0)
     model = SmallCNN(1, 10)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    mix = SyntheticMix(sampler, p=0.5)
+    mixes = {"plain": None, **{name: SyntheticMix(s, p=0.5) for name, s in samplers.items()}}
     images, labels = torch.rand(256, 1, 8, 8), torch.randint(0, 10, (256,))
 
-    def step(use_mix: bool) -> None:
-        x, y = mix(images, labels) if use_mix else (images, labels)
+    def step(mix) -> None:
+        x, y = mix(images, labels) if mix is not None else (images, labels)
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    for use_mix in (False, True):  # warm-up
+    for mix in mixes.values():  # warm-up
         for _ in range(3):
-            step(use_mix)
-    times = {False: [], True: []}
+            step(mix)
+    times = {name: [] for name in mixes}
     for _ in range(repeats):
-        for use_mix in (False, True):  # alternate, so drift hits both alike
+        for name, mix in mixes.items():  # interleaved, so drift hits every variant alike
             t0 = time.perf_counter()
             for _ in range(steps):
-                step(use_mix)
-            times[use_mix].append((time.perf_counter() - t0) / steps)
-    return {"plain_ms": statistics.median(times[False]) * 1e3, "mix_ms": statistics.median(times[True]) * 1e3}
+                step(mix)
+            times[name].append((time.perf_counter() - t0) / steps)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def main() -> None:
@@ -101,8 +105,11 @@ def main() -> None:
         mixed = epoch_rate(SyntheticDataset(data, sampler, ratio=1.0, transform=to_tensor), workers, args.repeats)
         loader_rows.append({"workers": workers, "real_items_per_s": real, "synthetic50_items_per_s": mixed,
                             "ratio": mixed / real})
-    step = step_times(sampler, args.repeats)
-    step["overhead"] = step["mix_ms"] / step["plain_ms"] - 1
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export((sampler.module, sampler.card), Path(tmp) / "dcgan.onnx").path
+        ms = step_times({"torch": sampler, "onnxruntime": OnnxSampler(str(onnx_path))}, args.repeats)
+    step = {"plain_ms": ms["plain"], "mix_torch_ms": ms["torch"], "mix_onnxruntime_ms": ms["onnxruntime"],
+            "overhead_torch": ms["torch"] / ms["plain"] - 1, "overhead_onnxruntime": ms["onnxruntime"] / ms["plain"] - 1}
 
     result = {"benchmark": "augment_speed", "command": "python benchmarks/augment_speed.py",
               "machine": {"threads": torch.get_num_threads(), "platform": platform.platform(),
@@ -114,12 +121,15 @@ def main() -> None:
           "|---|---|---|---|"]
     md += [f"| num_workers={r['workers']} | {r['real_items_per_s']:,.0f} | {r['synthetic50_items_per_s']:,.0f} | "
            f"{r['ratio']:.2f}x |" for r in loader_rows]
-    md += ["", "| small CNN train step, batch 256 | without mix | with SyntheticMix(p=0.5), dcgan | overhead |",
-           "|---|---|---|---|",
-           f"| CPU, {torch.get_num_threads()} threads | {step['plain_ms']:.1f} ms | {step['mix_ms']:.1f} ms | "
-           f"{step['overhead']:+.1%} |"]
+    md += ["", f"| small CNN train step, batch 256, CPU ({torch.get_num_threads()} threads) | ms per step | overhead |",
+           "|---|---|---|",
+           f"| without mix | {step['plain_ms']:.1f} | |",
+           f"| SyntheticMix(p=0.5), dcgan on torch | {step['mix_torch_ms']:.1f} | {step['overhead_torch']:+.1%} |",
+           f"| SyntheticMix(p=0.5), dcgan on ONNX Runtime | {step['mix_onnxruntime_ms']:.1f} | "
+           f"{step['overhead_onnxruntime']:+.1%} |"]
     (RESULTS / "augment_speed.md").write_text("\n".join(md) + "\n")
-    print(json.dumps({"dataloader_ratios": [r["ratio"] for r in loader_rows], "mix_overhead": step["overhead"]}))
+    print(json.dumps({"dataloader_ratios": [r["ratio"] for r in loader_rows],
+                      "mix_overhead_torch": step["overhead_torch"], "mix_overhead_onnxruntime": step["overhead_onnxruntime"]}))
 
 
 if __name__ == "__main__":
