@@ -97,7 +97,8 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
 
     result = export(args.run, args.out, tolerance=args.tolerance)
     print(f"parity: max abs difference {result.max_abs_diff:.3g} between torch and ONNX Runtime "
-          f"on {result.parity_batch} random inputs (tolerance {args.tolerance:g})", file=sys.stderr)
+          f"on {result.parity_batch} random inputs, {result.equal_fraction:.4%} of values within "
+          f"{args.tolerance:g}", file=sys.stderr)
     return result.to_dict()
 
 
