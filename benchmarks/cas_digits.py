@@ -60,6 +60,7 @@ def main() -> None:
                 "seed": seed, "steps": fit_summary["steps"], "fit_seconds": fit_summary["seconds"],
                 "fit_wall_seconds": round(fit_wall, 1), "peak_rss_mb": fit_summary["peak_rss_mb"],
                 "onnx_parity_max_abs_diff": parity,
+                "held_out_metrics": fit_summary.get("metrics", {}),
                 "cas": statistics.mean(s["cas"] for s in scores),
                 "real_accuracy": statistics.mean(s["real_accuracy"] for s in scores),
                 "per_classifier_seed": scores,
@@ -81,12 +82,13 @@ def main() -> None:
     (RESULTS / f"cas_digits_{args.model}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         f"| model | fit seed | steps | fit time (s, {result['machine']['cpus']} threads) | peak RSS (MiB) | "
-        "CAS (synthetic only) | real-data accuracy | CAS / real | ONNX parity (max abs diff) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "CAS (synthetic only) | real-data accuracy | CAS / real | ONNX parity (max abs diff) | held-out metrics |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {args.model} | {r['seed']} | {r['steps']} | {r['fit_seconds']:.0f} | {r['peak_rss_mb']:.0f} | "
-                     f"{r['cas']:.1%} | {r['real_accuracy']:.1%} | {r['ratio']:.3f} | {r['onnx_parity_max_abs_diff']:.1e} |")
+                     f"{r['cas']:.1%} | {r['real_accuracy']:.1%} | {r['ratio']:.3f} | {r['onnx_parity_max_abs_diff']:.1e} | "
+                     + (", ".join(f"{k} {v:.3f}" for k, v in r["held_out_metrics"].items()) or "–") + " |")
     (RESULTS / f"cas_digits_{args.model}.md").write_text("\n".join(lines) + "\n")
     print(json.dumps({"cas": result["cas_mean"], "real_accuracy": result["real_accuracy_mean"],
                       "ratio": result["ratio_mean"]}))
