@@ -156,7 +156,7 @@ class OnnxSampler(Sampler):
 
     def __init__(self, path: str, card: GeneratorCard | None = None, device: str | torch.device = "cpu",
                  providers: Sequence[str] | None = None, threads: int | None = None,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, spin: bool = False) -> None:
         from .onnx_card import read_onnx_card
 
         self.path = str(path)
@@ -164,6 +164,7 @@ class OnnxSampler(Sampler):
         self.device = torch.device(device)
         self.providers = list(providers) if providers else _default_providers(self.device)
         self.threads = threads
+        self.spin = spin
         self.batch_size = batch_size
         self._session = None
 
@@ -175,6 +176,10 @@ class OnnxSampler(Sampler):
             options = ort.SessionOptions()
             if self.threads:
                 options.intra_op_num_threads = self.threads
+            if not self.spin:
+                # Sampling usually alternates with torch work (a training step): ORT's threads
+                # spinning after each run would take the cores torch needs.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
                 self._session = ort.InferenceSession(self.path, options, providers=self.providers)
             except Exception as err:  # onnxruntime's Fail/InvalidGraph/... share no public base class
