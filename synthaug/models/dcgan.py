@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -28,10 +27,10 @@ from torch.nn.utils.parametrizations import spectral_norm
 from .adversarial import AdversarialTrainer, ProjectionHead
 from .base import ConditionalGenerator
 from .config import param
+from .widths import pyramid_widths
 from .diffaugment import POLICIES
 from .registry import register_model
 
-_MAX_WIDTH = 512
 
 
 @dataclass
@@ -50,11 +49,6 @@ class DCGANConfig:
                              help="DiffAugment before D: auto (by dataset size), off, or operations")
 
 
-def _widths(base: int, image_size: int) -> list[int]:
-    """Channels from 4x4 up to ``image_size``: halving as resolution doubles."""
-    n = int(math.log2(image_size)) - 2
-    return [min(base * 2 ** (n - i), _MAX_WIDTH) for i in range(n + 1)]
-
 
 class DCGANGenerator(ConditionalGenerator):
     image_sizes = (8, 16, 32, 64)
@@ -62,7 +56,7 @@ class DCGANGenerator(ConditionalGenerator):
     def __init__(self, config: DCGANConfig, image_shape, num_classes: int) -> None:
         super().__init__(config, image_shape, num_classes)
         channels, size, _ = self.image_shape
-        widths = _widths(config.g_width, size)
+        widths = pyramid_widths(config.g_width, size)
         self.embed = nn.Embedding(num_classes, config.embed_dim)
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(config.latent_dim + config.embed_dim, widths[0], 4, 1, 0, bias=False),
@@ -86,7 +80,7 @@ class ProjectionDiscriminator(nn.Module):
     def __init__(self, config: DCGANConfig, image_shape, num_classes: int) -> None:
         super().__init__()
         channels, size, _ = image_shape
-        widths = _widths(config.d_width, size)[::-1]
+        widths = pyramid_widths(config.d_width, size)[::-1]
         sn = spectral_norm if config.d_norm == "spectral" else (lambda m: m)
         layers: list[nn.Module] = [sn(nn.Conv2d(channels, widths[0], 3, 1, 1)), nn.LeakyReLU(0.2)]
         for c_in, c_out in zip(widths, widths[1:]):

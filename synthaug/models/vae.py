@@ -40,9 +40,9 @@ from torch import nn
 
 from .base import ConditionalGenerator, GeneratorTrainer
 from .config import param
+from .widths import pyramid_widths
 from .registry import register_model
 
-_MAX_WIDTH = 512
 _EVAL_SEED = 1234
 
 
@@ -61,11 +61,6 @@ class VAEConfig:
     ema_decay: float = param(0.999, low=0.0, high=1.0)
 
 
-def _widths(base: int, image_size: int) -> list[int]:
-    """Channels from 4x4 up to ``image_size``: halving as resolution doubles."""
-    n = int(math.log2(image_size)) - 2
-    return [min(base * 2 ** (n - i), _MAX_WIDTH) for i in range(n + 1)]
-
 
 class VAEDecoder(ConditionalGenerator):
     """``p(x | z, y)``; ``forward`` returns the mean image, :meth:`logits` its pre-sigmoid values."""
@@ -75,7 +70,7 @@ class VAEDecoder(ConditionalGenerator):
     def __init__(self, config: VAEConfig, image_shape, num_classes: int) -> None:
         super().__init__(config, image_shape, num_classes)
         channels, size, _ = self.image_shape
-        widths = _widths(config.g_width, size)
+        widths = pyramid_widths(config.g_width, size)
         self.embed = nn.Embedding(num_classes, config.embed_dim)
         self.project = nn.Linear(config.latent_dim + config.embed_dim, widths[0] * 16)
         layers: list[nn.Module] = [nn.ReLU(inplace=True)]
@@ -102,7 +97,7 @@ class VAEEncoder(nn.Module):
     def __init__(self, config: VAEConfig, image_shape, num_classes: int) -> None:
         super().__init__()
         channels, size, _ = image_shape
-        widths = _widths(config.e_width, size)[::-1]
+        widths = pyramid_widths(config.e_width, size)[::-1]
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 3, 1, 1), nn.LeakyReLU(0.2)]
         for c_in, c_out in zip(widths, widths[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)]
