@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import synthaug
 from exporters.onnx import export
@@ -25,17 +26,21 @@ def main() -> None:
 
     run = synthaug.fit("digits", out=args.out, steps=args.steps, force=True,
                        config={"g_width": args.width, "d_width": args.width})
-    exported = export(run.path, run.path / "model.onnx")
+    # Outputs go beside the run, not into it: --force only replaces a run directory that holds
+    # nothing but fit's own files.
+    out = Path(args.out)
+    model, grid = out.parent / f"{out.name}.onnx", out.parent / f"{out.name}-grid.png"
+    exported = export(run.path, model)
 
     torch_sampler = synthaug.load(run.path)                  # PyTorch
-    onnx_sampler = synthaug.load(run.path / "model.onnx")    # ONNX Runtime
+    onnx_sampler = synthaug.load(model)                      # ONNX Runtime
     images, labels = torch_sampler.sample_per_class(8, seed=0)
     same = onnx_sampler.sample(labels, seed=0)
-    save_grid(images, 8, run.path / "grid.png")              # one row per class
+    save_grid(images, 8, grid)                               # one row per class
 
     print(json.dumps({"run": str(run.path), "onnx_parity": exported.max_abs_diff,
                       "torch_vs_onnx_same_seed": float((images - same).abs().max()),
-                      "grid": str(run.path / "grid.png")}))
+                      "model": str(model), "grid": str(grid)}))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
     from .train import fit, peak_memory_mb
 
-    run = fit(args.data, out=args.out, model=args.model, config=_parse_set(args.set), steps=args.steps,
+    # Options left out are None, so that --resume can tell them from ones that contradict the run.
+    run = fit(args.data, out=args.out, model=args.model, config=_parse_set(args.set) or None, steps=args.steps,
               epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, image_size=args.image_size,
               channels=args.channels, skip_bad_files=args.skip_bad_files, resume=args.resume,
               force=args.force, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
@@ -66,12 +67,14 @@ def _cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
 
     from .atomic import atomic_write, check_writable_target
     from .grid import save_grid
+    from .ownership import NPZ_CARD_KEY, check_replaceable_output
     from .runtime import load
 
     out = Path(args.out)
     if out.suffix not in (".png", ".npz"):
         raise SynthaugError(f"--out: expected a .png grid or an .npz file, got {out.name!r}")
     check_writable_target(out)
+    check_replaceable_output(out, args.force)
     sampler = load(args.source)
     card = sampler.card
     classes = _parse_classes(args.classes, card.class_names)
@@ -80,7 +83,8 @@ def _cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
         save_grid(images, args.per_class, out)
     else:
         arrays = {"images": sampler.to_pixels(images), "labels": labels.numpy(),
-                  "class_names": np.array(card.class_names), "pixel_max": np.array(card.output["pixel_max"])}
+                  NPZ_CARD_KEY: np.array(card.to_json()),  # synthaug's mark, see ownership.py
+                  "class_names": np.array(card.class_names), "pixel_max": np.array(card.pixel_max)}
         atomic_write(out, lambda tmp: _savez(tmp, arrays))
     return {"out": str(out), "count": len(labels), "classes": sorted(set(labels.tolist())), "seed": args.seed}
 
@@ -95,6 +99,9 @@ def _savez(path: Path, arrays: dict) -> None:
 def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     from exporters.onnx import export  # the one place synthaug reaches into exporters
 
+    from .ownership import check_replaceable_output
+
+    check_replaceable_output(Path(args.out), args.force)
     result = export(args.run, args.out, tolerance=args.tolerance)
     print(f"parity: max abs difference {result.max_abs_diff:.3g} between torch and ONNX Runtime "
           f"on {result.parity_batch} random inputs, {result.equal_fraction:.4%} of values within "
@@ -103,43 +110,45 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def read_any_card(path: str):
-    """The card of a run directory, ``.safetensors`` or ``.onnx`` file."""
-    from .layout import WEIGHTS_FILE
-    from .runtime import read_onnx_card
-    from .weights import read_card
+    """The card of a run directory, ``.safetensors`` or ``.onnx`` file (checked against the
+    file's weights or graph)."""
+    from .runtime.load import read_any_card as read
 
-    p = Path(path)
-    if not p.exists():
-        raise SynthaugError(f"{path}: no such file or directory (expected a run directory, .safetensors or .onnx)")
-    if p.is_dir():
-        p = p / WEIGHTS_FILE
-    if p.suffix == ".onnx":
-        return read_onnx_card(p)
-    if p.suffix == ".safetensors":
-        return read_card(p)
-    raise SynthaugError(f"{path}: expected a run directory, .safetensors or .onnx file")
+    return read(path)
+
+
+def _printable(value: Any) -> str:
+    """``str(value)`` with backslashes and non-printable characters escaped (``\\x1b``, ``\\n``):
+    card strings come from a model file, and raw escape sequences or newlines could forge
+    terminal output."""
+    return "".join(ch if ch.isprintable() and ch != "\\" else ch.encode("unicode_escape").decode("ascii")
+                   for ch in str(value))
+
+
+def _pairs(items: dict[str, Any]) -> str:
+    return ", ".join(f"{_printable(k)}={_printable(v)}" for k, v in sorted(items.items()))
 
 
 def _cmd_info(args: argparse.Namespace) -> dict[str, Any] | None:
     card = read_any_card(args.source)
     if args.json:
-        return card.to_dict()
+        return card.to_dict()  # json.dumps escapes control characters itself
     c, h, w = card.image_shape
     lines = [
-        f"family:        {card.family}",
+        f"family:        {_printable(card.family)}",
         f"images:        {c}x{h}x{w} float32 NCHW in [0, 1]; pixels = {card.pixel_values()}",
-        f"classes:       {card.num_classes} ({', '.join(card.class_names)})",
-        f"noise:         {card.noise['name']} {card.noise['shape']} ~ {card.noise['distribution']}",
-        f"config:        " + ", ".join(f"{k}={v}" for k, v in sorted(card.config.items())),
+        f"classes:       {card.num_classes} ({', '.join(map(_printable, card.class_names))})",
+        f"noise:         {_printable(card.noise['name'])} {card.noise['shape']} ~ {card.noise['distribution']}",
+        f"config:        " + _pairs(card.config),
     ]
     if card.dataset:
-        lines.append(f"dataset:       {card.dataset.get('name')} ({card.dataset.get('size')} images, "
-                     f"{card.dataset.get('fingerprint')})")
+        lines.append(f"dataset:       {_printable(card.dataset.get('name'))} ({_printable(card.dataset.get('size'))} "
+                     f"images, {_printable(card.dataset.get('fingerprint'))})")
     if card.training:
-        lines.append("training:      " + ", ".join(f"{k}={v}" for k, v in sorted(card.training.items())))
+        lines.append("training:      " + _pairs(card.training))
     if card.metrics:
-        lines.append("metrics:       " + ", ".join(f"{k}={v}" for k, v in sorted(card.metrics.items())))
-    lines.append(f"format:        {card.format_version} (synthaug {card.synthaug_version})")
+        lines.append("metrics:       " + _pairs(card.metrics))
+    lines.append(f"format:        {card.format_version} (synthaug {_printable(card.synthaug_version)})")
     print("\n".join(lines))
     return None
 
@@ -162,20 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="fit a class-conditional generator and write a run directory")
     p.add_argument("data", help="'digits' (or digits:train / digits:test), an image folder, or an .npz")
-    p.add_argument("--model", default="dcgan", help=f"generator family: {', '.join(list_models())}")
+    p.add_argument("--model", help=f"generator family: {', '.join(list_models())} (default dcgan)")
     p.add_argument("--out", required=True, help="run directory to create")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="training steps (default 3000)")
     length.add_argument("--epochs", type=int, help="training epochs, instead of --steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--batch-size", type=int, help="default 64")
     p.add_argument("--image-size", type=int, help="square size to train at (default: the data's own)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="1 greyscale or 3 RGB (default: from the data)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model hyper-parameter (repeatable); VALUE is JSON or text")
     p.add_argument("--skip-bad-files", action="store_true", help="skip unreadable files instead of failing")
     p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="replace an existing RUN")
+    p.add_argument("--force", action="store_true", help="replace an existing RUN; deletes only what fit wrote "
+                   "and refuses a directory holding anything else")
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     p.add_argument("--holdout", type=float, help="fraction of each class held out for the family's "
@@ -190,12 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="grid .png (one row per class) or .npz (images, labels)")
     p.add_argument("--classes", help="comma-separated class names or indices (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace an existing --out that synthaug wrote")
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("export", help="export a run to ONNX, with a parity check against torch")
     p.add_argument("run", help="run directory or .safetensors")
     p.add_argument("--out", required=True, help="output .onnx path")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed (default 1e-4)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out that synthaug exported")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("info", help="print the generator card of a run or model file")

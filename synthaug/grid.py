@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
+from ._version import __version__
 from .atomic import atomic_write
+
+#: PNG text chunk that marks a grid as synthaug's, so ``--force`` may replace it and nothing else.
+PNG_MARKER_KEY = "synthaug"
 
 
 def grid_image(images: torch.Tensor, nrow: int, min_cell: int = 32, pad: int = 1) -> Image.Image:
@@ -29,6 +34,17 @@ def grid_image(images: torch.Tensor, nrow: int, min_cell: int = 32, pad: int = 1
 
 
 def save_grid(images: torch.Tensor, nrow: int, path: str | Path) -> Path:
-    """Write a grid PNG atomically."""
+    """Write a grid PNG atomically, marked as synthaug's (see :func:`is_synthaug_grid`)."""
     img = grid_image(images, nrow)
-    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    marker = PngInfo()
+    marker.add_text(PNG_MARKER_KEY, f"sample grid, synthaug {__version__}")
+    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG", pnginfo=marker))
+
+
+def is_synthaug_grid(path: str | Path) -> bool:
+    """True if ``path`` is a PNG that :func:`save_grid` wrote (it carries the marker chunk)."""
+    try:
+        with Image.open(path) as img:  # reads the header chunks only, not the pixels
+            return img.format == "PNG" and PNG_MARKER_KEY in img.info
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False

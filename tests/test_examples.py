@@ -22,7 +22,10 @@ def run_example(name: str, *args: str, cwd: Path | None = None) -> dict:
 def test_quickstart(tmp_path):
     out = run_example("quickstart.py", "--out", str(tmp_path / "run"), "--steps", "3", "--width", "8")
     assert out["onnx_parity"] <= 1e-4 and out["torch_vs_onnx_same_seed"] <= 1e-4
-    assert Path(out["grid"]).is_file()
+    assert Path(out["grid"]).is_file() and Path(out["model"]).is_file()
+    assert not (tmp_path / "run" / "model.onnx").exists()  # beside the run, so --force can replace it
+    again = run_example("quickstart.py", "--out", str(tmp_path / "run"), "--steps", "3", "--width", "8")
+    assert again["run"] == out["run"]  # a second run replaces the first (force=True)
 
 
 def test_wrap_dataset():

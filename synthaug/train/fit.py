@@ -9,12 +9,15 @@ whose state is checkpointed), so a resumed run is bitwise equal to an uninterrup
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import logging
 import math
 import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from .._version import __version__
 from ..atomic import atomic_write, atomic_write_text
 from ..card import GeneratorCard
 from ..data import ImageData, load_data
-from ..data.images import stratified_split
+from ..data.images import held_out_counts, stratified_split
 from ..errors import SynthaugError
 from ..grid import save_grid
 from ..layout import CARD_FILE, CHECKPOINT_FILE, LOG_FILE, SAMPLES_PATTERN, WEIGHTS_FILE
@@ -34,10 +37,15 @@ from ..progress import progress_bar
 from ..run import Run
 from ..runtime import draw_noise
 from ..weights import save_generator
-from .rundir import check_run_dir, open_run_dir
+from .rundir import RunDirectory, check_data_outside_run, resolve_run_path
 
 DEFAULT_STEPS = 3000
+DEFAULT_MODEL = "dcgan"
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_SEED = 0
 CHECKPOINT_FORMAT = 1
+
+log = logging.getLogger("synthaug")
 
 
 @dataclass
@@ -54,10 +62,10 @@ class FitSettings:
     holdout: float = 0.0
 
 
-def fit(data: Any, out: str | os.PathLike, model: str = "dcgan", *, config: dict[str, Any] | None = None,
-        steps: int | None = None, epochs: int | None = None, batch_size: int = 64, seed: int = 0,
-        image_size: int | None = None, channels: int | None = None, skip_bad_files: bool = False,
-        resume: bool = False, force: bool = False, sample_every: int = 500,
+def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: dict[str, Any] | None = None,
+        steps: int | None = None, epochs: int | None = None, batch_size: int | None = None,
+        seed: int | None = None, image_size: int | None = None, channels: int | None = None,
+        skip_bad_files: bool = False, resume: bool = False, force: bool = False, sample_every: int = 500,
         checkpoint_every: int = 500, holdout: float | None = None, progress: bool = True,
         device: str | None = None) -> Run:
     """Fit a class-conditional generator on ``data`` and write a run directory to ``out``.
@@ -65,12 +73,17 @@ def fit(data: Any, out: str | os.PathLike, model: str = "dcgan", *, config: dict
     Args:
         data: ``"digits"`` (or ``"digits:train"``/``"digits:test"``), an image folder, an
             ``.npz`` path, or a map-style torch Dataset of ``(image, label)``.
-        out: the run directory. It must not exist unless ``resume`` or ``force``.
-        model: a registered family (see :func:`synthaug.list_models`).
+        out: the run directory. It must not exist (or be empty) unless ``resume`` or ``force``;
+            ``force`` replaces a directory that holds only what ``fit`` writes, and refuses any
+            other (see :mod:`synthaug.train.rundir`). One process at a time may write it.
+        model: a registered family (see :func:`synthaug.list_models`); default ``"dcgan"``.
         config: overrides of the family's hyper-parameters.
         steps / epochs: training length (one of them; default 3000 steps).
+        batch_size / seed: default 64 and 0.
         resume: continue the run in ``out`` from its last checkpoint; ``steps``/``epochs`` may
-            extend it.
+            extend it. ``model``, ``config``, ``batch_size``, ``seed``, ``image_size``,
+            ``channels`` and ``holdout`` come from the checkpoint: giving a different one is an
+            error.
         holdout: fraction of each class kept out of training for the family's held-out metrics
             (default: the family's own, e.g. 0 for GANs).
 
@@ -86,35 +99,43 @@ def fit(data: Any, out: str | os.PathLike, model: str = "dcgan", *, config: dict
         raise SynthaugError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
     if steps is not None and epochs is not None:
         raise SynthaugError(f"expected --steps or --epochs, got both ({steps} steps, {epochs} epochs)")
-    family = get_family(model)
-    family.config(config)  # reject bad hyper-parameters before touching the disk or the data
+    family = get_family(model or DEFAULT_MODEL)
+    if not resume:  # a resumed run's config is checked against its checkpoint's family instead
+        family.config(config)  # reject bad hyper-parameters before touching the disk or the data
     device = resolve_device(device)
-    out = Path(out)
-    resuming = check_run_dir(out, resume, force)
-    checkpoint = _read_checkpoint(out / CHECKPOINT_FILE) if resuming else None
-    settings = FitSettings(**checkpoint["settings"]) if checkpoint is not None else None
-    if settings is not None:
-        family = get_family(settings.model)
-    dataset = load_data(data, image_size=settings.image_size if settings else image_size,
-                        channels=settings.channels if settings else channels,
-                        skip_bad_files=skip_bad_files, supported_sizes=family.generator_cls.image_sizes)
-    if settings is None:
-        holdout = family.trainer_cls.default_holdout if holdout is None else holdout
-        settings = FitSettings(model, dict(config or {}), batch_size, seed, dataset.image_shape[1],
-                               dataset.image_shape[0], dataset.fingerprint(), holdout)
-    elif settings.data_fingerprint != dataset.fingerprint():
-        raise SynthaugError(f"cannot resume {out}: expected the data it was fitted on "
-                            f"({settings.data_fingerprint}), got different data ({dataset.fingerprint()})")
+    path = resolve_run_path(out)
+    check_data_outside_run(path, [data])
+    given = {"--model": model, "--batch-size": batch_size, "--seed": seed, "--image-size": image_size,
+             "--channels": channels, "--holdout": holdout}
+    with RunDirectory(path, resume, force) as run_dir:
+        checkpoint = _read_checkpoint(path / CHECKPOINT_FILE) if run_dir.resuming else None
+        settings: FitSettings | None = None
+        if checkpoint is not None:
+            settings = _settings_from_checkpoint(checkpoint, path / CHECKPOINT_FILE)
+            _check_resume_options(settings, given, config, path)
+            family = get_family(settings.model)
+        dataset = load_data(data, image_size=settings.image_size if settings else image_size,
+                            channels=settings.channels if settings else channels,
+                            skip_bad_files=skip_bad_files, supported_sizes=family.generator_cls.image_sizes)
+        if settings is None:
+            holdout = family.trainer_cls.default_holdout if holdout is None else holdout
+            settings = FitSettings(model or DEFAULT_MODEL, dict(config or {}),
+                                   DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
+                                   DEFAULT_SEED if seed is None else seed, dataset.image_shape[1],
+                                   dataset.image_shape[0], dataset.fingerprint(), holdout)
+        elif settings.data_fingerprint != dataset.fingerprint():
+            raise SynthaugError(f"cannot resume {out}: expected the data it was fitted on "
+                                f"({settings.data_fingerprint}), got different data ({dataset.fingerprint()})")
 
-    loop = _Loop(dataset, settings, out, device, progress)
-    total = _total_steps(steps, epochs, loop.steps_per_epoch, default=DEFAULT_STEPS)
-    if checkpoint is not None:
-        loop.restore(checkpoint)
-        if steps is None and epochs is None:
-            total = checkpoint["total_steps"]  # finish what was asked for originally
-    # Only now, with data, model and device known to be good, may an old run be replaced.
-    open_run_dir(out, resuming)
-    loop.run(total, sample_every, checkpoint_every)
+        loop = _Loop(dataset, settings, device, progress)
+        total = _total_steps(steps, epochs, loop.steps_per_epoch, default=DEFAULT_STEPS)
+        if checkpoint is not None:
+            loop.restore(checkpoint, path / CHECKPOINT_FILE)
+            if steps is None and epochs is None:
+                total = checkpoint["total_steps"]  # finish what was asked for originally
+        # Only now, with data, model and device known to be good, may an old run be replaced.
+        loop.out = run_dir.open()
+        loop.run(total, sample_every, checkpoint_every, after_checkpoint=run_dir.checkpoint_written)
     return Run(out)
 
 
@@ -150,6 +171,9 @@ def _total_steps(steps: int | None, epochs: int | None, steps_per_epoch: int, de
     return default
 
 
+_CHECKPOINT_KEYS = ("step", "total_steps", "elapsed", "settings", "trainer", "optimizers", "rng", "log")
+
+
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -158,13 +182,56 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
                             f"start again with --force") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise SynthaugError(f"{path}: expected a synthaug checkpoint of format {CHECKPOINT_FORMAT}")
+    missing = [k for k in _CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise SynthaugError(f"{path}: checkpoint lacks {', '.join(missing)}: expected a complete synthaug "
+                            f"checkpoint; start again with --force")
     return state
 
 
+_SETTING_TYPES = {"model": str, "config": dict, "batch_size": int, "seed": int, "image_size": int,
+                  "channels": int, "data_fingerprint": str, "holdout": (int, float)}
+
+
+def _settings_from_checkpoint(state: dict[str, Any], path: Path) -> FitSettings:
+    """The checkpoint's :class:`FitSettings`, every problem named in one line."""
+    raw = state["settings"]
+    if not isinstance(raw, dict):
+        raise SynthaugError(f"{path}: expected the checkpoint's settings as a dict, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(FitSettings)}
+    problems = [f"unexpected key {k!r}" for k in sorted(map(str, raw.keys() - fields.keys()))]
+    problems += [f"missing key {k!r}" for k, f in fields.items()
+                 if k not in raw and f.default is dataclasses.MISSING]
+    problems += [f"{k} is {raw[k]!r}" for k, kind in _SETTING_TYPES.items()
+                 if k in raw and (isinstance(raw[k], bool) or not isinstance(raw[k], kind))]
+    if problems:
+        raise SynthaugError(f"{path}: checkpoint settings do not match this synthaug ({'; '.join(problems)}): "
+                            f"expected a checkpoint written by synthaug {__version__}; start again with --force")
+    return FitSettings(**raw)
+
+
+def _check_resume_options(settings: FitSettings, given: dict[str, Any], config: dict[str, Any] | None,
+                          out: Path) -> None:
+    """Refuse options that contradict the checkpoint: a resumed run keeps what it started with."""
+    stored = {"--model": settings.model, "--batch-size": settings.batch_size, "--seed": settings.seed,
+              "--image-size": settings.image_size, "--channels": settings.channels,
+              "--holdout": settings.holdout}
+    clashes = [f"{flag} {value} (checkpoint: {stored[flag]})" for flag, value in given.items()
+               if value is not None and value != stored[flag]]
+    if config:
+        family = get_family(settings.model)
+        asked = dataclasses.asdict(family.config(config))
+        kept = dataclasses.asdict(family.config(settings.config))
+        clashes += [f"--set {k}={config[k]} (checkpoint: {kept[k]})" for k in config if asked[k] != kept[k]]
+    if clashes:
+        raise SynthaugError(f"cannot resume {out} with options that differ from its checkpoint: "
+                            f"{', '.join(clashes)}; leave them out to resume, or start again with --force")
+
+
 class _Loop:
-    def __init__(self, data: ImageData, settings: FitSettings, out: Path, device: torch.device,
-                 progress: bool) -> None:
-        self.data, self.settings, self.out, self.progress = data, settings, out, progress
+    def __init__(self, data: ImageData, settings: FitSettings, device: torch.device, progress: bool) -> None:
+        self.data, self.settings, self.progress = data, settings, progress
+        self.out: Path | None = None  # set once the run directory is open
         self.device = device
         # Initialise the networks from the seed without disturbing the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
@@ -173,6 +240,12 @@ class _Loop:
                                                           data.image_shape, data.num_classes)
         self.trainer.to(self.device)
         train_idx, test_idx = holdout_split(data.labels, settings.holdout, settings.seed)
+        self.holdout_per_class = held_out_counts(data.labels, test_idx, data.num_classes)
+        if settings.holdout > 0:
+            kept_whole = [repr(name) for name, held in zip(data.class_names, self.holdout_per_class) if held == 0]
+            if kept_whole:  # a class's last image is never held out: say which classes go unmeasured
+                log.warning("held out %d image(s) for held-out metrics, none of class(es) %s (too few images)",
+                            len(test_idx), ", ".join(kept_whole))
         self.images = data.as_float()[train_idx].to(self.device)
         self.labels = data.labels[train_idx].to(self.device)
         self.test_images = data.as_float()[test_idx].to(self.device)
@@ -203,7 +276,9 @@ class _Loop:
             self._perm_epoch = epoch
         return self._perm[i * self.batch_size:(i + 1) * self.batch_size].to(self.device)
 
-    def run(self, total: int, sample_every: int, checkpoint_every: int) -> None:
+    def run(self, total: int, sample_every: int, checkpoint_every: int,
+            after_checkpoint: Callable[[], Path]) -> None:
+        """Train to step ``total``; ``after_checkpoint()`` says where the run lives after each one."""
         start = self.step
         bar = progress_bar(total, f"fit {self.settings.model}", self.progress, initial=start)
         t0 = time.perf_counter() - self.elapsed
@@ -227,6 +302,7 @@ class _Loop:
                 if self.step % checkpoint_every == 0 or self.step == total:
                     self.evaluate()
                     self.write_checkpoint(total)
+                    self.out = after_checkpoint()
         finally:
             bar.close()
 
@@ -250,11 +326,11 @@ class _Loop:
             num_classes=d.num_classes, class_names=list(d.class_names),
             noise=self.trainer.generator.noise_spec(),
             output={"dtype": "float32", "layout": "NCHW", "range": [0.0, 1.0], "pixel_max": d.pixel_max},
-            dataset={"name": d.name, "fingerprint": d.fingerprint(), "size": len(d),
+            dataset={"name": dataset_label(d.name), "fingerprint": d.fingerprint(), "size": len(d),
                      "class_counts": d.class_counts()},
             training={"steps": self.step, "seed": s.seed, "batch_size": self.batch_size,
                       "seconds": round(self.elapsed, 1), "train_size": self.num_train,
-                      "holdout_size": len(self.test_labels)},
+                      "holdout_size": len(self.test_labels), "holdout_per_class": self.holdout_per_class},
             metrics=dict(self.metrics),
             synthaug_version=__version__,
         )
@@ -290,19 +366,32 @@ class _Loop:
         writer.writerows(self.log_rows)
         atomic_write_text(self.out / LOG_FILE, buf.getvalue())
 
-    def restore(self, state: dict[str, Any]) -> None:
-        self.trainer.load_state_dict(state["trainer"])
-        for k, opt in self.trainer.optimizers().items():
-            opt.load_state_dict(state["optimizers"][k])
-        self.rng.set_state(state["rng"])
-        self.step = int(state["step"])
-        self.elapsed = float(state["elapsed"])
-        self.log_rows = list(state["log"])
-        self.metrics = dict(state.get("metrics", {}))
+    def restore(self, state: dict[str, Any], path: Path) -> None:
+        try:
+            self.trainer.load_state_dict(state["trainer"])
+            for k, opt in self.trainer.optimizers().items():
+                opt.load_state_dict(state["optimizers"][k])
+            self.rng.set_state(state["rng"])
+            self.step = int(state["step"])
+            self.elapsed = float(state["elapsed"])
+            self.log_rows = list(state["log"])
+            self.metrics = dict(state.get("metrics", {}))
+        except (KeyError, RuntimeError, TypeError, ValueError) as err:  # a damaged or foreign checkpoint
+            first = (str(err).strip().splitlines() or [""])[0]
+            raise SynthaugError(f"{path}: checkpoint does not fit its own settings ({type(err).__name__}: "
+                                f"{first}); start again with --force") from None
+
+
+def dataset_label(name: str) -> str:
+    """The data's name as the card records it: a path's last part only (``/home/ann/cats/`` ->
+    ``cats``), so an exported model does not carry the user's directory layout; built-in names
+    such as ``digits:train`` stay as they are."""
+    return Path(name).name or name
 
 
 def holdout_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, held out): ``fraction`` of each class, at least one when > 0, by seed."""
+    """Indices (train, held out): ``fraction`` of each class, at least one when > 0 but never a
+    class's last image, by seed."""
     return stratified_split(labels, fraction, seed + 3)
 
 
