@@ -15,13 +15,21 @@ import torch
 
 from ..errors import SynthaugError
 
+#: Most images per class one pool may hold.
+MAX_POOL_SIZE = 100_000
+#: Most memory one pool (float32, all classes) may take: it is drawn once in every process.
+MAX_POOL_BYTES = 2**30
+
 
 class SyntheticReplace(A.ImageOnlyTransform):
     """With probability ``p``, replace the image by a synthetic image of the sample's class.
 
     The generator is named by path (a run directory, ``.safetensors`` or ``.onnx``) and loaded
     lazily in each process, so the transform pickles into DataLoader workers and serialises with
-    ``A.to_dict``/``A.from_dict``. Each process draws ``pool_size`` images per class once (seeded
+    ``A.to_dict``/``A.from_dict``. The path is made absolute at construction, and the card's
+    digest (:meth:`GeneratorCard.digest`) is stored with it as ``generator_digest``: a
+    deserialised transform loads the same model whatever the current directory, and refuses
+    another model found at that path. Each process draws ``pool_size`` images per class once (seeded
     by ``pool_seed``) and then picks among them with albumentations' own random generator; the
     picked image is resized to the input's size and converted to its dtype (uint8 in
     0..``pixel_max``, or float in [0, 1]) and channel count, and goes through the rest of the
@@ -38,20 +46,28 @@ class SyntheticReplace(A.ImageOnlyTransform):
     """
 
     def __init__(self, generator_path: str, label_key: str = "label", pool_size: int = 64,
-                 pool_seed: int = 0, pixel_max: int | None = None, p: float = 0.5) -> None:
+                 pool_seed: int = 0, pixel_max: int | None = None, p: float = 0.5,
+                 generator_digest: str | None = None) -> None:
         super().__init__(p=p)
-        if not isinstance(pool_size, int) or isinstance(pool_size, bool) or pool_size < 1:
-            raise SynthaugError(f"pool_size: expected a positive integer, got {pool_size!r}")
-        self.generator_path = str(generator_path)
+        if not _is_int(pool_size) or not 1 <= pool_size <= MAX_POOL_SIZE:
+            raise SynthaugError(f"pool_size: expected an integer in 1..{MAX_POOL_SIZE}, got {pool_size!r}")
+        if pixel_max is not None and (not _is_int(pixel_max) or not 1 <= pixel_max <= 255):
+            raise SynthaugError(f"pixel_max: expected None or an integer in 1..255, got {pixel_max!r}")
+        # Absolute now: a relative path would be resolved against whatever the current directory
+        # is at first use, possibly in another process, and silently load another model.
+        self.generator_path = str(Path(generator_path).expanduser().resolve())
         self.label_key = label_key
         self.pool_size = pool_size
         self.pool_seed = pool_seed
         self.pixel_max = pixel_max
         self._pool: torch.Tensor | None = None
         self._card = None
+        if generator_digest is None and Path(self.generator_path).exists():
+            generator_digest = self._read_card().digest()
+        self.generator_digest = generator_digest
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("generator_path", "label_key", "pool_size", "pool_seed", "pixel_max")
+        return ("generator_path", "label_key", "pool_size", "pool_seed", "pixel_max", "generator_digest")
 
     @property
     def targets_as_params(self) -> list[str]:
@@ -73,16 +89,41 @@ class SyntheticReplace(A.ImageOnlyTransform):
         if self._pool is None:
             from ..runtime import load
 
-            if not Path(self.generator_path).exists():
-                raise SynthaugError(f"SyntheticReplace: generator {self.generator_path} not found "
-                                    f"(expected a run directory, .safetensors or .onnx)")
-            sampler = load(self.generator_path)
-            self._card = sampler.card
-            k = sampler.card.num_classes
+            self._check_exists()
+            sampler = load(self.generator_path)  # bounded by the file; the pool is checked first
+            card = sampler.card
+            if self.generator_digest is not None and card.digest() != self.generator_digest:
+                raise SynthaugError(f"SyntheticReplace: {self.generator_path} holds another generator than the "
+                                    f"one this transform was made with (card digest {card.digest()}, expected "
+                                    f"{self.generator_digest}); pass generator_digest=None to accept it")
+            self._check_pool_bytes(card)
+            self._card = card
+            self.generator_digest = card.digest()  # pinned from now on, and in to_dict
+            k = card.num_classes
             labels = torch.arange(k).repeat_interleave(self.pool_size)
             images = sampler.sample(labels, seed=self.pool_seed).cpu()
             self._pool = images.reshape(k, self.pool_size, *images.shape[1:])
         return self._pool
+
+    def _read_card(self):
+        from ..runtime.load import read_any_card
+
+        self._check_exists()
+        return read_any_card(self.generator_path)
+
+    def _check_exists(self) -> None:
+        if not Path(self.generator_path).exists():
+            raise SynthaugError(f"SyntheticReplace: generator {self.generator_path} not found "
+                                f"(expected a run directory, .safetensors or .onnx)")
+
+    def _check_pool_bytes(self, card) -> None:
+        image_bytes = 4 * card.image_shape[0] * card.image_shape[1] * card.image_shape[2]
+        needed = card.num_classes * self.pool_size * image_bytes
+        if needed > MAX_POOL_BYTES:
+            most = max(1, MAX_POOL_BYTES // (card.num_classes * image_bytes))
+            raise SynthaugError(f"SyntheticReplace: a pool of {self.pool_size} images for each of "
+                                f"{card.num_classes} classes takes {needed} bytes, more than the {MAX_POOL_BYTES} "
+                                f"allowed; expected pool_size <= {most}")
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         pool = self.pool()
@@ -104,8 +145,12 @@ class SyntheticReplace(A.ImageOnlyTransform):
             image = image.mean(0, keepdim=True) if channels == 1 else image.expand(channels, -1, -1)
         hwc = image.permute(1, 2, 0).numpy()
         if img.dtype == np.uint8:
-            pixel_max = self.pixel_max or self._card.output.get("pixel_max", 255)
+            pixel_max = self.pixel_max or self._card.pixel_max
             hwc = np.round(np.clip(hwc, 0, 1) * pixel_max).astype(np.uint8)
         else:
             hwc = hwc.astype(img.dtype)
         return hwc[..., 0] if img.ndim == 2 else np.ascontiguousarray(hwc)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,4 +1,6 @@
-"""Read the generator card out of an ONNX file's ``metadata_props``."""
+"""Read the generator card out of an ONNX file's ``metadata_props``, and check that the graph
+is the generator the card describes: a model file is untrusted input, and the card's sizes
+decide what the sampler allocates."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from ..errors import SynthaugError
 #: The exported graph's interface (Contract 3's ONNX side).
 GRAPH_INPUTS = ("noise", "labels")
 GRAPH_OUTPUTS = ("images",)
+#: ONNX element types of the interface (TensorProto.FLOAT, TensorProto.INT64).
+_FLOAT, _INT64 = 1, 7
 
 
 def read_onnx_card(path: str | Path) -> GeneratorCard:
@@ -37,4 +41,45 @@ def read_onnx_card(path: str | Path) -> GeneratorCard:
         get_family(card.family)
     except SynthaugError as err:
         raise SynthaugError(f"{path}: card names a family this synthaug does not know ({err})") from None
+    from ..weights import check_card_buildable
+
+    try:
+        check_card_buildable(card)  # on the meta device: family image sizes, config ranges, noise
+    except SynthaugError as err:
+        raise SynthaugError(f"{path}: {err}") from None
+    problem = _interface_problem(model.graph, card)
+    if problem:
+        raise SynthaugError(f"{path}: the graph does not match its card: {problem}")
     return card
+
+
+def _interface_problem(graph, card: GeneratorCard) -> str:
+    """How the graph's declared inputs and output differ from ``noise [batch, *noise shape]``
+    float, ``labels [batch]`` int64 and ``images [batch, C, H, W]`` float, or ``""``. The batch
+    dimension must be dynamic; every other one fixed to the card's value."""
+    expected = {"noise": (_FLOAT, list(card.noise["shape"])), "labels": (_INT64, []),
+                "images": (_FLOAT, list(card.image_shape))}
+    for value in [*graph.input, *graph.output]:
+        elem_type, dims = expected[value.name]
+        tensor = value.type.tensor_type
+        if tensor.elem_type != elem_type:
+            return (f"{value.name}: expected {_type_name(elem_type)}, "
+                    f"got {_type_name(tensor.elem_type) if value.type.HasField('tensor_type') else 'no tensor'}")
+        got = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+        if not tensor.HasField("shape") or len(got) != 1 + len(dims) or isinstance(got[0], int) or got[1:] != dims:
+            want = ", ".join(["batch", *map(str, dims)])
+            return f"{value.name}: expected shape [{want}] with a dynamic batch, got {_short_dims(got)}"
+    return ""
+
+
+def _type_name(elem_type: int) -> str:
+    import onnx
+
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return f"type {elem_type}"
+
+
+def _short_dims(dims: list) -> str:
+    return "[" + ", ".join(str(d)[:20] for d in dims[:8]) + (", ...]" if len(dims) > 8 else "]")
