@@ -1,6 +1,8 @@
 """Run under torchrun by test_distributed.py: every rank wraps the same real data in a
-SyntheticDataset with the same seed, shards it with DistributedSampler, and rank 0 checks that
-the ranks together saw every synthetic item exactly once, with the same pool on every rank."""
+SyntheticDataset with the same seed and shards it with DistributedSampler; rank 0 reports what
+each rank saw and a hash of each rank's whole pool per epoch, so the test can check that the
+ranks together saw every synthetic item exactly once and built byte-identical pools. Each rank
+also runs one SyntheticMix batch with the same seed and reports its hash: ranks must differ."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from synthaug import SyntheticDataset, TorchSampler
+from synthaug import SyntheticDataset, SyntheticMix, TorchSampler
 from synthaug.card import GeneratorCard
 from synthaug.models import create_generator
 
@@ -28,7 +30,7 @@ def main(out: str) -> None:
     ds = SyntheticDataset(real, TorchSampler(g, card), ratio=1.0, seed=7, return_is_synthetic=True)
     sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=0)
     loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=1)
-    report = []
+    report, pool_hashes = [], []
     for epoch in range(2):
         sampler.set_epoch(epoch)
         ds.set_epoch(epoch)
@@ -40,12 +42,33 @@ def main(out: str) -> None:
         gathered = [None] * world
         dist.all_gather_object(gathered, seen)
         report.append(gathered)
+        pools = [None] * world
+        dist.all_gather_object(pools, _pool_hash(ds))
+        pool_hashes.append(pools)
+    mixes = [None] * world
+    dist.all_gather_object(mixes, _mix_hash(TorchSampler(g, card)))
     dist.barrier()  # before destroy: avoids gloo's abort at exit (see shared notes)
     if rank == 0:
         with open(out, "w") as fh:
             json.dump({"world": world, "num_real": ds.num_real, "num_synthetic": ds.num_synthetic,
-                       "epochs": [[{str(k): v for k, v in r.items()} for r in g] for g in report]}, fh)
+                       "epochs": [[{str(k): v for k, v in r.items()} for r in g] for g in report],
+                       "pool_hashes": pool_hashes, "mix_hashes": mixes}, fh)
     dist.destroy_process_group()
+
+
+def _pool_hash(ds: SyntheticDataset) -> str:
+    """Every synthetic item of the current epoch, read in this process (not only this rank's share)."""
+    h = hashlib.sha256()
+    for i in range(ds.num_real, len(ds)):
+        h.update(np.ascontiguousarray(ds[i][0]).tobytes())
+    return h.hexdigest()
+
+
+def _mix_hash(sampler: TorchSampler) -> str:
+    """One SyntheticMix batch with the same seed on every rank: its rows, classes and images."""
+    images, labels = torch.zeros(8, 1, 8, 8), torch.arange(8) % 3
+    out, out_labels, mask = SyntheticMix(sampler, p=0.5, labels="balanced", seed=3, return_mask=True)(images, labels)
+    return hashlib.sha256(out.numpy().tobytes() + out_labels.numpy().tobytes() + mask.numpy().tobytes()).hexdigest()
 
 
 def _batched(items, n):

@@ -11,7 +11,7 @@ from pathlib import Path
 SCRIPT = Path(__file__).with_name("ddp_synthetic_dataset.py")
 
 
-def test_each_synthetic_item_goes_to_exactly_one_rank(tmp_path):
+def test_each_synthetic_item_goes_to_exactly_one_rank_and_pools_match(tmp_path):
     out = tmp_path / "report.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -27,3 +27,10 @@ def test_each_synthetic_item_goes_to_exactly_one_rank(tmp_path):
     # Fresh samples each epoch, and within an epoch no two items are the same image.
     assert len(set(epochs[0].values())) == 30
     assert sum(epochs[0][i] == epochs[1][i] for i in epochs[0]) == 0
+    # Every rank built the very same pool, byte for byte (else the shards would not fit together).
+    for epoch, hashes in enumerate(report["pool_hashes"]):
+        assert len(hashes) == 2 and hashes[0] == hashes[1], f"epoch {epoch}: the ranks' pools differ"
+    assert report["pool_hashes"][0][0] != report["pool_hashes"][1][0]
+    # SyntheticMix folds the rank into its seed: the same seed draws different rows on each rank.
+    mixes = report["mix_hashes"]
+    assert len(mixes) == 2 and mixes[0] != mixes[1], "SyntheticMix drew the same synthetic rows on both ranks"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import math
+import mmap
 import os
 import sys
+import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -17,13 +21,19 @@ from torch.utils.data import Dataset
 from ..data.sources import dataset_item, dataset_length
 from ..errors import SynthaugError
 from ..runtime.sampler import Sampler
-from .formats import FORMATS, ItemFormat
+from .formats import FORMATS, ItemFormat, LabelFormat
+
+
+def derived_seed(seed: int, *parts: Any) -> int:
+    """A well-mixed 63-bit seed for ``seed`` and ``parts`` (an epoch, a rank): neighbouring
+    values get unrelated streams."""
+    digest = hashlib.sha256(":".join(["synthaug", str(seed), *map(str, parts)]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """A well-mixed 63-bit seed for (seed, epoch): neighbouring epochs get unrelated streams."""
-    digest = hashlib.sha256(f"synthaug:{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    """The seed of ``epoch``'s pool."""
+    return derived_seed(seed, epoch)
 
 
 class SyntheticDataset(Dataset):
@@ -31,10 +41,14 @@ class SyntheticDataset(Dataset):
 
     ``len(ds) == len(real) + num_synthetic`` and stays fixed. Synthetic item ``j`` has a fixed
     class (classes are laid out in blocks); its image is regenerated every epoch and is a pure
-    function of ``(seed, epoch, j)``. The epoch's images are generated in batches of
-    ``generate_batch`` (on the sampler's device, e.g. the GPU) into one CPU pool in shared
-    memory: DataLoader workers (fork or spawn, persistent or not) read the pool and never run
-    the generator. Call :meth:`set_epoch` at the start of every epoch, like
+    function of ``(seed, epoch, j)``; its label comes in the real labels' own type (an int, a
+    numpy integer, or a tensor like ``TensorDataset``'s), so default collation stacks both alike.
+    The epoch's images are generated in batches of ``generate_batch`` (on the sampler's device,
+    e.g. the GPU) into one CPU pool that DataLoader workers (fork, spawn or forkserver, persistent
+    or not) share with the main process without copies: forked workers inherit the mapping,
+    spawned ones receive its file descriptor. Workers never run the generator. The pool is a
+    memfd, not ``/dev/shm``, so a small ``--shm-size`` (Docker's 64 MB) does not limit it.
+    Call :meth:`set_epoch` at the start of every epoch, like
     ``DistributedSampler.set_epoch``; every rank builds the same pool, so a
     ``DistributedSampler`` hands each synthetic item to exactly one rank.
 
@@ -43,7 +57,10 @@ class SyntheticDataset(Dataset):
 
     Memory: two pools (current and next epoch) of ``num_synthetic * C * H * W`` bytes each
     (uint8), e.g. 2 x 2.5 MB for 40,000 digits at 8x8, 2 x 123 MB for 40,000 RGB images at
-    32x32; generation needs one batch of float32 images on the sampler's device at a time.
+    32x32, reserved at construction (a shortfall fails there, with the size) and never copied;
+    generation needs one batch of float32 images on the sampler's device at a time.
+    ``keep_in_memory=False`` keeps the pools in an unlinked temporary file (in ``TMPDIR``)
+    instead, which the operating system pages to and from disk.
 
     Args:
         real: map-style dataset of ``(image, label)``; images as HWC/HW numpy arrays, CHW
@@ -52,7 +69,9 @@ class SyntheticDataset(Dataset):
         ratio: synthetic items as a fraction of ``len(real)``, split over the chosen classes in
             proportion to their real counts.
         per_class: synthetic items per chosen class: one int, or ``{class: count}``.
-        classes: which classes get synthetic items (indices or names); default all.
+        classes: which classes get synthetic items (indices or names); default all. Required when
+            the real dataset has no ``classes`` attribute and its labels span a different number
+            of classes than the generator's (its labels are taken as the generator's indices).
         balance: fill every chosen class up to the largest class's real count.
         transform: applied to real and synthetic images alike; an albumentations transform is
             called as ``transform(image=img, label=y)["image"]``, anything else as ``transform(img)``.
@@ -62,6 +81,7 @@ class SyntheticDataset(Dataset):
         labels: the real labels, if the dataset cannot give them cheaply (``targets``/``labels``
             attributes are used when present; otherwise the dataset is read once).
         return_is_synthetic: items become ``(image, label, is_synthetic)``.
+        keep_in_memory: ``False`` to hold the pools in a temporary file instead of memory.
 
     Example:
         >>> import numpy as np, torch
@@ -82,13 +102,13 @@ class SyntheticDataset(Dataset):
                  balance: bool = False, transform: Callable | None = None, format: str = "auto",
                  pixel_max: int | None = None, resize: bool = False, labels: Sequence[int] | None = None,
                  seed: int = 0, return_is_synthetic: bool = False, generate_batch: int = 1024,
-                 prefetch: bool = True) -> None:
+                 prefetch: bool = True, keep_in_memory: bool = True) -> None:
         self.real, self.transform, self.seed = real, transform, int(seed)
         self.return_is_synthetic = return_is_synthetic
         self.generate_batch = generate_batch
         card = sampler.card
         self.class_names = list(card.class_names)
-        self.pixel_max = int(pixel_max or card.output.get("pixel_max", 255))
+        self.pixel_max = int(pixel_max or card.pixel_max)
         first = _first_item(real)
         self.format = ItemFormat.detect(first[0])
         if format != "auto":
@@ -97,20 +117,20 @@ class SyntheticDataset(Dataset):
             self.format = ItemFormat(format, "uint8" if format != "pil" else ("L" if card.image_shape[0] == 1 else "RGB"),
                                      format == "numpy", False, self.format.shape_chw)
         self.resize = _check_shapes(tuple(card.image_shape), self.format.shape_chw, resize)
+        self.label_format = LabelFormat.detect(first[1])
         self._check_class_names(real)
         real_labels = _real_labels(real, labels, card.num_classes)
+        if classes is None and not isinstance(per_class, Mapping):
+            _check_class_count(real, real_labels, self.class_names)
         self.real_counts = torch.bincount(real_labels, minlength=card.num_classes)
         counts = synthetic_counts(self.real_counts, ratio, per_class, classes, balance, self.class_names)
         self.synthetic_labels = torch.repeat_interleave(torch.arange(len(counts)), counts)
         self.synthetic_counts = counts
         n = len(self.synthetic_labels)
-        c, h, w = self.format.shape_chw
-        # Shared memory: DataLoader workers (forked, spawned or persistent) see the pools that
+        # Shared with DataLoader workers (forked, spawned or persistent): the pools that
         # set_epoch() fills and the current epoch. Two slots: one serves the current epoch while
         # the next epoch's pool is generated into the other in the background.
-        self._pools = torch.zeros((2, n, c, h, w), dtype=torch.uint8).share_memory_()
-        self._slot_epochs = torch.full((2,), -1, dtype=torch.int64).share_memory_()
-        self._epoch = torch.full((), -1, dtype=torch.int64).share_memory_()
+        self._memory = SharedPools((2, n, *self.format.shape_chw), keep_in_memory)
         self.sampler: Sampler | None = sampler
         self.prefetch = prefetch
         self._prefetcher: _Prefetcher | None = None
@@ -127,6 +147,18 @@ class SyntheticDataset(Dataset):
     @property
     def epoch(self) -> int:
         return int(self._epoch)
+
+    @property
+    def _pools(self) -> torch.Tensor:
+        return self._memory.pools
+
+    @property
+    def _slot_epochs(self) -> torch.Tensor:
+        return self._memory.slot_epochs
+
+    @property
+    def _epoch(self) -> torch.Tensor:
+        return self._memory.epoch
 
     def __len__(self) -> int:
         return self.num_real + self.num_synthetic
@@ -187,7 +219,7 @@ class SyntheticDataset(Dataset):
             j = index - self.num_real
             slot = 0 if int(self._slot_epochs[0]) == int(self._epoch) else 1
             image = self.format.convert(self._pools[slot, j], self.pixel_max)
-            label = int(self.synthetic_labels[j])
+            label = self.label_format.convert(int(self.synthetic_labels[j]))
             synthetic = True
         if self.transform is not None:
             image = _apply(self.transform, image, label)
@@ -198,6 +230,86 @@ class SyntheticDataset(Dataset):
         if names is not None and [str(n) for n in names] != self.class_names:
             raise SynthaugError(f"the dataset's classes {_short(names)} differ from the generator's "
                                 f"{_short(self.class_names)}: expected the same classes in the same order")
+
+
+class SharedPools:
+    """The current epoch, the epoch each slot holds and the two slots' pools, in one block of
+    memory shared with DataLoader workers without copies.
+
+    The block is a memfd (or, with ``keep_in_memory=False`` or where there is no memfd, an
+    unlinked temporary file) mapped ``MAP_SHARED``: forked workers inherit the mapping, so
+    writes by ``set_epoch`` in the main process reach persistent workers; a spawned or
+    forkserver worker receives the file descriptor when the dataset is pickled for it, not the
+    bytes. It is not torch shared memory, so ``/dev/shm`` is never used, and it is reserved
+    up front (``posix_fallocate``) with no copy, so peak memory is the pools' size once.
+    """
+
+    HEADER = 64  # epoch (int64), the two slots' epochs (int64), padding
+
+    def __init__(self, pool_shape: tuple[int, ...], keep_in_memory: bool = True, fd: int | None = None) -> None:
+        self.pool_shape, self.keep_in_memory = tuple(pool_shape), keep_in_memory
+        pool_bytes = math.prod(self.pool_shape)
+        fresh = fd is None
+        self.fd = _reserve(self.HEADER + pool_bytes, keep_in_memory, self.pool_shape) if fresh else fd
+        weakref.finalize(self, os.close, self.fd)  # the mapping keeps its own reference
+        self._map = mmap.mmap(self.fd, self.HEADER + pool_bytes)
+        self.epoch = torch.frombuffer(self._map, dtype=torch.int64, count=1).reshape(())
+        self.slot_epochs = torch.frombuffer(self._map, dtype=torch.int64, count=2, offset=8)
+        self.pools = (torch.frombuffer(self._map, dtype=torch.uint8, count=pool_bytes, offset=self.HEADER)
+                      .view(self.pool_shape) if pool_bytes else torch.empty(self.pool_shape, dtype=torch.uint8))
+        if fresh:
+            self.epoch.fill_(-1)
+            self.slot_epochs.fill_(-1)
+
+    def __reduce__(self):
+        # Pickled for a spawned worker: the descriptor travels (multiprocessing passes it to the
+        # child), the bytes stay where they are.
+        from multiprocessing.reduction import DupFd
+
+        return _attach_pools, (self.pool_shape, self.keep_in_memory, DupFd(self.fd))
+
+
+def _attach_pools(pool_shape: tuple[int, ...], keep_in_memory: bool, dup_fd: Any) -> SharedPools:
+    return SharedPools(pool_shape, keep_in_memory, fd=dup_fd.detach())
+
+
+def _reserve(nbytes: int, keep_in_memory: bool, pool_shape: tuple[int, ...]) -> int:
+    """A file descriptor of ``nbytes`` reserved now, so a shortfall is a clear error here rather
+    than a crash (SIGBUS, the OOM killer) when a page is first written."""
+    in_memory = keep_in_memory and hasattr(os, "memfd_create")
+    where = "memory" if in_memory else f"a temporary file in {tempfile.gettempdir()}"
+    fd = -1
+    try:
+        if in_memory:
+            fd = os.memfd_create("synthaug-pools", os.MFD_CLOEXEC)
+        else:
+            fd, path = tempfile.mkstemp(prefix="synthaug-pools-")
+            os.unlink(path)  # freed with the last descriptor, even after a crash
+        os.ftruncate(fd, nbytes)
+        _preallocate(fd, nbytes)
+    except OSError as err:
+        if fd >= 0:
+            os.close(fd)
+        _, n, c, h, w = pool_shape
+        advice = "pass keep_in_memory=False to keep them in a temporary file on disk" if in_memory else \
+            "free disk space or point TMPDIR at a larger disk"
+        reason = err.strerror or errno.errorcode.get(err.errno, str(err))
+        raise SynthaugError(f"cannot reserve {nbytes / 2**20:.1f} MB for the synthetic pools (2 epochs x {n} "
+                            f"items of {c}x{h}x{w} uint8) in {where}: {reason}; ask for fewer synthetic "
+                            f"items (ratio, per_class) or {advice}") from None
+    return fd
+
+
+def _preallocate(fd: int, nbytes: int) -> None:
+    """Reserve the pages now where the system can (memory or disk space); where it cannot
+    reserve in advance (no posix_fallocate, a filesystem without it), pages come on first write."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
 
 
 class _Prefetcher:
@@ -318,6 +430,19 @@ def _real_labels(real: Dataset, labels: Sequence[int] | None, num_classes: int) 
         raise SynthaugError(f"the real dataset has label {int(bad[0])}, outside the generator's classes "
                             f"0..{num_classes - 1}")
     return t
+
+
+def _check_class_count(real: Dataset, real_labels: torch.Tensor, class_names: Sequence[str]) -> None:
+    """Without class names to compare, the labels must span the generator's classes: a 10-class
+    generator over 5-class data would otherwise add items labelled 5..9, classes the data lacks."""
+    if getattr(real, "classes", None) is not None:
+        return  # names compared by _check_class_names
+    spanned = int(real_labels.max()) + 1 if len(real_labels) else 0
+    if spanned != len(class_names):
+        raise SynthaugError(f"the real labels span {spanned} classes (0..{spanned - 1}) but the generator has "
+                            f"{len(class_names)} classes {_short(class_names)}: pass classes=[...] naming the "
+                            f"generator classes that get synthetic items, or give the dataset a classes "
+                            f"attribute with the generator's class names")
 
 
 def _check_shapes(card_shape: tuple[int, int, int], real_shape: tuple[int, int, int], resize: bool) -> bool:

@@ -2,7 +2,8 @@
 
 Pools hold synthetic images as uint8 ``[C, H, W]`` tensors; :class:`ItemFormat` turns one
 into what the real dataset yields: an HWC/HW uint8 or float numpy array (albumentations,
-OpenCV), a CHW uint8 or float tensor (torchvision v2), or a PIL image.
+OpenCV), a CHW uint8 or float tensor (torchvision v2), or a PIL image. :class:`LabelFormat`
+does the same for labels.
 """
 
 from __future__ import annotations
@@ -61,6 +62,35 @@ class ItemFormat:
         elif self.channels_last:
             t = t.permute(1, 2, 0)
         return t.numpy().copy() if self.kind == "numpy" else t.clone()
+
+
+@dataclass(frozen=True)
+class LabelFormat:
+    """The type of the real items' labels, so synthetic labels collate with them: a Python
+    int, a numpy integer (or integer array) or an integer tensor (``TensorDataset``'s 0-d ones),
+    of the same dtype and shape."""
+
+    kind: str                  # int | numpy | tensor
+    dtype: Any = None          # numpy or torch dtype (numpy, tensor)
+    shape: tuple[int, ...] | None = ()  # None: a numpy scalar (np.int64), not an array
+
+    @classmethod
+    def detect(cls, label: Any) -> LabelFormat:
+        """The format of one real label (one value: 0-d, or a shape with one element)."""
+        if isinstance(label, torch.Tensor) and label.numel() == 1 and not label.dtype.is_floating_point:
+            return cls("tensor", label.dtype, tuple(label.shape))
+        if isinstance(label, (np.ndarray, np.integer)) and np.issubdtype(label.dtype, np.integer) \
+                and label.size == 1:
+            return cls("numpy", label.dtype, tuple(np.shape(label)) if isinstance(label, np.ndarray) else None)
+        return cls("int")
+
+    def convert(self, label: int) -> Any:
+        """One class index in this format."""
+        if self.kind == "tensor":
+            return torch.full(self.shape, label, dtype=self.dtype)
+        if self.kind == "numpy":
+            return self.dtype.type(label) if self.shape is None else np.full(self.shape, label, self.dtype)
+        return label
 
 
 def _check_dtype(dtype: str) -> str:

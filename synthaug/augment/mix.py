@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from torch import nn
 
 from ..errors import SynthaugError
 from ..runtime.sampler import Sampler
+from .dataset import derived_seed
 
 
 class SyntheticMix(nn.Module):
@@ -22,8 +24,17 @@ class SyntheticMix(nn.Module):
     rows is ``round(p * batch)``, known from shapes alone.
 
     Labels may be integer ``[B]`` or soft ``[B, num_classes]`` (as torchvision's CutMix/MixUp
-    emit), and come back in the same form; synthetic rows get one-hot soft labels. So the mix
-    composes with CutMix/MixUp in either order.
+    emit), and come back in the same form and dtype; synthetic rows get one-hot soft labels. So
+    the mix composes with CutMix/MixUp in either order. Images come back in the batch's dtype:
+    for a float batch, synthetic rows are in [0, 1] (then ``normalize``); for an integer batch
+    (e.g. uint8 straight from the loader) they are scaled to ``0..pixel_max`` and rounded.
+    When ``round(p * batch)`` is 0 (``p=0``, an empty batch, one row at ``p=0.5``) the batch
+    comes back unchanged.
+
+    Seeds: the draws come from ``seed`` on a single process (and on rank 0). Under
+    ``torch.distributed`` each rank folds its rank into the seed, so ranks draw different rows,
+    classes and noise instead of the same synthetic samples on every rank; the rank is read
+    when the first batch arrives, or given as ``rank``.
 
     Args:
         sampler: the generator's :class:`~synthaug.Sampler`; it should live on the batch's device.
@@ -33,6 +44,8 @@ class SyntheticMix(nn.Module):
         normalize: what the real batch went through: ``(mean, std)`` per channel, or a callable
             on ``[N, C, H, W]`` images in [0, 1]; ``None`` leaves them in [0, 1].
         return_mask: also return the boolean mask of synthetic rows.
+        pixel_max: white level of integer batches (default: the card's, e.g. 255, or 16 for digits).
+        rank: this process's rank for seeding; default ``torch.distributed``'s (0 when not initialised).
 
     Example:
         >>> import torch
@@ -49,7 +62,8 @@ class SyntheticMix(nn.Module):
 
     def __init__(self, sampler: Sampler, p: float = 0.5, labels: str | Sequence[float] = "same",
                  normalize: tuple[Sequence[float], Sequence[float]] | Callable | None = None,
-                 mode: str = "replace", return_mask: bool = False, resize: bool = False, seed: int = 0) -> None:
+                 mode: str = "replace", return_mask: bool = False, resize: bool = False, seed: int = 0,
+                 pixel_max: int | None = None, rank: int | None = None) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
             raise SynthaugError(f"p: expected a fraction in [0, 1], got {p!r}")
@@ -57,6 +71,9 @@ class SyntheticMix(nn.Module):
             raise SynthaugError(f"mode: expected replace or append, got {mode!r}")
         self.sampler, self.p, self.mode = sampler, float(p), mode
         self.return_mask, self.resize, self.seed = return_mask, resize, int(seed)
+        card_pixel_max = sampler.card.pixel_max
+        self.pixel_max = _int_at_least(card_pixel_max if pixel_max is None else pixel_max, "pixel_max")
+        self.rank = None if rank is None else _int_at_least(rank, "rank", low=0)
         self.num_classes = sampler.card.num_classes
         self.image_shape = tuple(sampler.card.image_shape)
         self.label_mode, weights = _label_mode(labels, self.num_classes)
@@ -76,8 +93,13 @@ class SyntheticMix(nn.Module):
     def generator(self, device: torch.device) -> torch.Generator:
         """The seeded generator for ``device`` (one per device, created on first use)."""
         if device not in self._generators:
-            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.rank_seed())
         return self._generators[device]
+
+    def rank_seed(self) -> int:
+        """``seed`` on rank 0 (and on a single process), a seed derived from it on other ranks."""
+        rank = self.rank if self.rank is not None else _distributed_rank()
+        return self.seed if rank == 0 else derived_seed(self.seed, "rank", rank)
 
     def make_params(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         """All random choices for one batch: rows to replace, their classes, the noise generator."""
@@ -89,7 +111,8 @@ class SyntheticMix(nn.Module):
         if self.label_mode == "same":
             source = labels if labels.ndim == 1 else labels.argmax(dim=1)
             if rows is None:  # appending: copy the classes of k random rows
-                source = source[torch.randint(0, batch, (k,), generator=g, device=device)]
+                # max(batch, 1): an empty batch has k = 0 and randint refuses an empty range.
+                source = source[torch.randint(0, max(batch, 1), (k,), generator=g, device=device)]
                 classes = source
             else:
                 classes = source[rows]
@@ -108,6 +131,8 @@ class SyntheticMix(nn.Module):
         images = images.to(like.device)
         if images.shape[2:] != like.shape[2:]:
             images = F.interpolate(images, size=like.shape[2:], mode="bilinear", antialias=True, align_corners=False)
+        if not like.dtype.is_floating_point:  # integer pixels: 0..pixel_max, as the real rows
+            return (images.clamp(0, 1) * self.pixel_max).round().to(like.dtype)
         if self.normalize is not None:
             images = self.normalize(images) if callable(self.normalize) else (images - self.mean) / self.std
         return images.to(like.dtype)
@@ -115,10 +140,14 @@ class SyntheticMix(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor):
         self._check(images, labels)
         params = self.make_params(images, labels)
-        synthetic = self.synthesize(params["classes"], params["noise_generator"], images)
-        synthetic_labels = params["classes"] if labels.ndim == 1 else \
-            F.one_hot(params["classes"], self.num_classes).to(labels.dtype)
         batch = images.shape[0]
+        if params["classes"].shape[0] == 0:  # no synthetic rows: nothing to generate or insert
+            mask = torch.zeros(batch, dtype=torch.bool, device=images.device)
+            return (images, labels, mask) if self.return_mask else (images, labels)
+        synthetic = self.synthesize(params["classes"], params["noise_generator"], images)
+        # The labels' own dtype (int32, uint8, ...): index_copy needs it, and append keeps it.
+        synthetic_labels = params["classes"].to(labels.dtype) if labels.ndim == 1 else \
+            F.one_hot(params["classes"], self.num_classes).to(labels.dtype)
         if self.mode == "append":
             out_images = torch.cat([images, synthetic])
             out_labels = torch.cat([labels, synthetic_labels])
@@ -134,6 +163,14 @@ class SyntheticMix(nn.Module):
         # Shapes only: these checks cost no device work and no host sync.
         if images.ndim != 4:
             raise SynthaugError(f"expected images [B, C, H, W], got shape {tuple(images.shape)}")
+        if images.dtype == torch.bool or images.dtype.is_complex:
+            raise SynthaugError(f"expected float or integer images, got {images.dtype}")
+        if not images.dtype.is_floating_point:
+            if self.normalize is not None:
+                raise SynthaugError(f"normalize applies to float batches, got {images.dtype} images (synthetic "
+                                    f"rows of integer batches are scaled to 0..pixel_max instead)")
+            if self.pixel_max > torch.iinfo(images.dtype).max:
+                raise SynthaugError(f"pixel_max {self.pixel_max} does not fit the batch's {images.dtype}")
         c, h, w = self.image_shape
         if images.shape[1] != c:
             raise SynthaugError(f"the generator makes {c}-channel images, the batch has {images.shape[1]}")
@@ -141,10 +178,13 @@ class SyntheticMix(nn.Module):
             raise SynthaugError(f"the generator makes {h}x{w} images, the batch has "
                                 f"{images.shape[2]}x{images.shape[3]}: pass resize=True to resize")
         if labels.shape[0] != images.shape[0] or not (
-                (labels.ndim == 1 and not labels.dtype.is_floating_point)
+                (labels.ndim == 1 and not labels.dtype.is_floating_point and labels.dtype != torch.bool)
                 or (labels.ndim == 2 and labels.shape[1] == self.num_classes)):
             raise SynthaugError(f"expected labels as int [B] or soft [B, {self.num_classes}] for a batch of "
                                 f"{images.shape[0]}, got {labels.dtype} of shape {tuple(labels.shape)}")
+        if labels.ndim == 1 and self.label_mode != "same" and torch.iinfo(labels.dtype).max < self.num_classes - 1:
+            raise SynthaugError(f"labels of dtype {labels.dtype} cannot hold the generator's classes "
+                                f"0..{self.num_classes - 1}: expected a wider integer dtype")
         if labels.ndim == 1 and labels.device.type == "cpu" and labels.numel():
             # Free on the CPU; on an accelerator this would wait for the device, so it is skipped.
             low, high = int(labels.min()), int(labels.max())
@@ -154,6 +194,18 @@ class SyntheticMix(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, labels={self.label_mode}, mode={self.mode}, classes={self.num_classes}"
+
+
+def _int_at_least(value: Any, name: str, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise SynthaugError(f"{name}: expected an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _distributed_rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _label_mode(labels: str | Sequence[float], num_classes: int) -> tuple[str, torch.Tensor]:

@@ -59,6 +59,9 @@ class FilteredSampler(Sampler):
 
     def sample_on_device(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         images = self.inner.sample_on_device(labels, generator)
+        if labels.shape[0] == 0:  # nothing to judge: the user's classifier may not take an empty batch
+            self.last_accepted = torch.ones(0, dtype=torch.bool, device=images.device)
+            return images
         ok = self._agrees(images, labels)
         draws, agreed = len(labels), int(ok.sum())
         for _ in range(self.max_rounds - 1):

@@ -97,7 +97,10 @@ class Sampler(abc.ABC):
 
     def sample_on_device(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The hot path for training loops: labels (int64, on the sampler's device) are trusted,
-        noise is drawn from ``generator`` on that device, and nothing waits for the host."""
+        noise is drawn from ``generator`` on that device, and nothing waits for the host.
+        Zero labels give an empty ``[0, C, H, W]`` batch for every family."""
+        if labels.shape[0] == 0:  # known from the shape alone; some families cannot run on 0 rows
+            return torch.empty((0, *self.card.image_shape), device=self.device)
         noise = draw_noise(self.card.noise, labels.shape[0], generator, self.truncation)
         return self._generate(noise, labels)
 
@@ -112,7 +115,7 @@ class Sampler(abc.ABC):
 
     def to_pixels(self, images: torch.Tensor) -> np.ndarray:
         """Images as the dataset's own pixels: uint8 ``[N, H, W]`` (grey) or ``[N, H, W, C]``."""
-        pixel_max = self.card.output.get("pixel_max", 255)
+        pixel_max = self.card.pixel_max
         arr = (images.detach().float().cpu().clamp(0, 1) * pixel_max).round().to(torch.uint8)
         arr = arr.permute(0, 2, 3, 1).numpy()
         return arr[..., 0] if arr.shape[-1] == 1 else arr
@@ -124,6 +127,11 @@ class Sampler(abc.ABC):
 
 class TorchSampler(Sampler):
     """Samples from a generator module with PyTorch.
+
+    The module is used as it is given (moved to ``device`` when one is given): its
+    ``requires_grad`` flags are left alone and sampling runs under ``torch.inference_mode`` in
+    eval mode, restoring each submodule's train/eval mode afterwards. So wrapping a generator
+    that is still training (e.g. to preview it) does not freeze it or touch its BatchNorm statistics.
 
     Example:
         >>> from synthaug.models import create_generator
@@ -139,19 +147,29 @@ class TorchSampler(Sampler):
                  device: str | torch.device | None = None, batch_size: int = 256) -> None:
         self.card = card
         self.device = torch.device(device) if device is not None else next(module.parameters()).device
-        self.module = module.to(self.device).eval().requires_grad_(False)
+        self.module = module.to(self.device)
         self.batch_size = batch_size
 
     @torch.inference_mode()
     def _generate(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.module(noise.to(self.device), labels.to(self.device)).float()
+        # Eval mode for sampling (train-mode BatchNorm would use batch statistics and update its
+        # running ones), then each submodule gets its own mode back: the caller may be training it.
+        training = [m for m in self.module.modules() if m.training]
+        if training:
+            self.module.eval()
+        try:
+            return self.module(noise.to(self.device), labels.to(self.device)).float()
+        finally:
+            for m in training:
+                m.training = True
 
 
 class OnnxSampler(Sampler):
     """Samples from an exported ``model.onnx`` with ONNX Runtime.
 
     The session is created on first use, and dropped when pickled, so a sampler can be handed
-    to DataLoader workers.
+    to DataLoader workers. A model file is untrusted input: every batch it returns is checked
+    against the request (float32 ``[N, *card.image_shape]`` for N labels).
     """
 
     def __init__(self, path: str, card: GeneratorCard | None = None, device: str | torch.device = "cpu",
@@ -195,8 +213,26 @@ class OnnxSampler(Sampler):
     def _generate(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
             return self._generate_iobinding(noise, labels)
-        (images,) = self.session.run(["images"], {"noise": noise.cpu().numpy(), "labels": labels.cpu().numpy()})
+        feeds = {"noise": noise.cpu().numpy(), "labels": labels.cpu().numpy()}
+        (images,) = self._run(lambda: self.session.run(["images"], feeds))
+        # The graph is untrusted: it must give one image of the card's shape per label, or the
+        # caller would pair images with the wrong labels.
+        expected = (labels.shape[0], *self.card.image_shape)
+        if not isinstance(images, np.ndarray) or images.shape != expected or images.dtype != np.float32:
+            got = f"{images.dtype} {list(images.shape)}" if isinstance(images, np.ndarray) else type(images).__name__
+            raise SynthaugError(f"{self.path}: expected the model to return float32 images "
+                                f"{list(expected)} for {labels.shape[0]} labels, got {got}")
         return torch.from_numpy(images)
+
+    def _run(self, call):
+        """ONNX Runtime's errors (wrong shapes inside a foreign graph, ...) as one line."""
+        try:
+            return call()
+        except SynthaugError:
+            raise
+        except Exception as err:  # onnxruntime's error types share no public base class
+            first = (str(err).splitlines() or [type(err).__name__])[0]
+            raise SynthaugError(f"{self.path}: ONNX Runtime failed to run this model ({first})") from None
 
     def _generate_iobinding(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # Inputs and output stay in torch's CUDA memory: no host round trip. ONNX Runtime does not
@@ -210,7 +246,9 @@ class OnnxSampler(Sampler):
         binding.bind_input("labels", "cuda", index, np.int64, tuple(labels.shape), labels.data_ptr())
         binding.bind_output("images", "cuda", index, np.float32, tuple(out.shape), out.data_ptr())
         torch.cuda.current_stream(self.device).synchronize()
-        self.session.run_with_iobinding(binding)
+        # The output is bound to a buffer of the expected shape: a graph returning another shape
+        # makes ONNX Runtime fail, which _run reports as one line.
+        self._run(lambda: self.session.run_with_iobinding(binding))
         return out
 
 
