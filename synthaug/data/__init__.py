@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import SynthaugError
-from .images import ImageData, native_size, resolve_image_size, stratified_split, to_tensor
+from .images import (ALPHA_BACKGROUND, ImageData, held_out_counts, native_size, resolve_image_size,
+                     stratified_split, to_tensor)
 from .sources import DIGITS_SPLITS, read_source
 
-__all__ = ["ImageData", "load_data", "stratified_split", "DIGITS_SPLITS"]
+__all__ = ["ImageData", "load_data", "stratified_split", "held_out_counts", "DIGITS_SPLITS",
+           "ALPHA_BACKGROUND"]
 
 log = logging.getLogger("synthaug")
 
@@ -19,8 +21,11 @@ def load_data(source: Any, image_size: int | None = None, channels: int | None =
               skip_bad_files: bool = False, supported_sizes: Sequence[int] | None = None) -> ImageData:
     """Read ``source`` into memory as square uint8 images.
 
-    ``image_size=None`` keeps the data's own size when ``supported_sizes`` allows it, else takes
-    the next supported size up.
+    ``image_size=None`` keeps the data's own size (the most common shorter side) when
+    ``supported_sizes`` allows it, else takes the next supported size up. Image files are
+    decoded already shrunk towards that size, one at a time, so memory follows the output size
+    and not the files' resolution (see :func:`synthaug.data.images.normalise_image` for how
+    EXIF orientation, transparency, 16-bit and float files are read).
 
     Example:
         >>> data = load_data("digits")
@@ -29,16 +34,22 @@ def load_data(source: Any, image_size: int | None = None, channels: int | None =
     """
     if channels not in (None, 1, 3):
         raise SynthaugError(f"expected channels 1 or 3, got {channels}")
-    raw = read_source(source, skip_bad_files)
-    if raw.skipped:
-        log.warning("skipped %d bad file(s), e.g. %s", len(raw.skipped), raw.skipped[0])
-    native = native_size(raw.images)
-    if image_size is None:
-        image_size = resolve_image_size(native, supported_sizes) if supported_sizes else native
-    elif supported_sizes and image_size not in supported_sizes:
+    if image_size is not None and supported_sizes and image_size not in supported_sizes:
         raise SynthaugError(f"cannot produce {image_size}x{image_size} images: expected --image-size "
                             f"among {', '.join(map(str, supported_sizes))}")
-    images = to_tensor(raw.images, image_size, channels)
+
+    def output_size(native: int) -> int:
+        if image_size is not None:
+            return image_size
+        return resolve_image_size(native, supported_sizes) if supported_sizes else native
+
+    raw = read_source(source, skip_bad_files, output_size)
+    if raw.skipped:
+        log.warning("skipped %d bad file(s), e.g. %s", len(raw.skipped), raw.skipped[0])
+    native = raw.native_size
+    if native is None:  # in-memory sources: the arrays are at their own size
+        native = native_size(min(a.shape[:2]) for a in raw.images)
+    images = to_tensor(raw.images, output_size(native), channels)
     import torch
 
     return ImageData(images, torch.as_tensor(raw.labels, dtype=torch.int64), raw.class_names,

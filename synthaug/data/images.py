@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
+from ..card import MAX_CLASSES, class_name_problems
 from ..errors import SynthaugError
 
 
@@ -83,23 +84,42 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
     """Indices (rest, part): ``part`` takes ``fraction`` of each class (at least one when
     ``fraction > 0``), chosen by ``seed``; both sorted.
 
+    ``rest`` always keeps at least one image of every class: a class of ``n`` images gives at
+    most ``n - 1`` to ``part`` (none when it has a single image), so a held-out split never
+    removes a class from training. :func:`held_out_counts` says how many each class gave.
+
     Example:
         >>> rest, part = stratified_split(torch.tensor([0, 0, 0, 0, 1, 1]), 0.5, seed=0)
         >>> len(rest), len(part), sorted(torch.tensor([0, 0, 0, 0, 1, 1])[part].tolist())
         (3, 3, [0, 0, 1])
+        >>> labels = torch.tensor([0, 0, 0, 1])  # class 1 has a single image: it stays
+        >>> rest, part = stratified_split(labels, 0.5, seed=0)
+        >>> sorted(labels[rest].tolist()), held_out_counts(labels, part, 2)
+        ([0, 1], [2, 0])
     """
     if fraction <= 0:
         return torch.arange(len(labels)), torch.empty(0, dtype=torch.int64)
     g = torch.Generator().manual_seed(seed)
-    part = []
+    part = [torch.empty(0, dtype=torch.int64)]
     for c in torch.unique(labels):
         idx = torch.nonzero(labels == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
-        part.append(idx[:max(1, round(fraction * len(idx)))])
+        take = min(max(1, round(fraction * len(idx))), len(idx) - 1)  # the class's last image stays
+        part.append(idx[:take])
     chosen = torch.sort(torch.cat(part)).values
     mask = torch.ones(len(labels), dtype=torch.bool)
     mask[chosen] = False
     return torch.nonzero(mask).flatten(), chosen
+
+
+def held_out_counts(labels: torch.Tensor, part: torch.Tensor, num_classes: int) -> list[int]:
+    """How many images of each class ``part`` (indices into ``labels``) holds.
+
+    Example:
+        >>> held_out_counts(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 2]), 3)
+        [2, 0, 0]
+    """
+    return torch.bincount(labels[part], minlength=num_classes).tolist()
 
 
 def check_labels(labels: np.ndarray, class_names: Sequence[str] | None, source: str) -> list[str]:
@@ -110,11 +130,90 @@ def check_labels(labels: np.ndarray, class_names: Sequence[str] | None, source: 
     k = len(class_names) if class_names is not None else len(np.unique(labels))
     if k < 2:
         raise SynthaugError(f"{source}: expected at least 2 classes, got {k}")
+    if k > MAX_CLASSES:  # the card could not hold them: fail before training, not at its first checkpoint
+        raise SynthaugError(f"{source}: expected at most {MAX_CLASSES} classes, got {k}")
     bad = labels[(labels < 0) | (labels >= k)]
     if bad.size:
         raise SynthaugError(f"{source}: expected labels in 0..{k - 1} ({k} classes), got {int(bad[0])}")
     names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(k)]
+    problems = class_name_problems(names)
+    if problems:
+        raise SynthaugError(f"{source}: " + "; ".join(problems))
     return names
+
+
+#: Transparent pixels are composited onto black: a pixel becomes colour × alpha, so what a fully
+#: transparent pixel reads as never depends on the colour hidden under it.
+ALPHA_BACKGROUND = 0
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def normalise_image(img: Image.Image, where: str, min_side: int | None = None) -> Image.Image:
+    """``img`` upright, as 8-bit ``L`` or ``RGB``: the one decoding rule for files and PIL items.
+
+    - EXIF orientation is applied (``ImageOps.exif_transpose``).
+    - Alpha (``RGBA``, ``LA``, ``PA``, a palette's or a colour key's transparency) is composited
+      onto black (:data:`ALPHA_BACKGROUND`): each pixel becomes colour × alpha.
+    - 16-bit greyscale (``I;16``, or ``I`` holding 0..65535) is scaled over the full 16-bit
+      range, ``v * 255 / 65535``: a 12-bit scan stored in 16 bits comes out dark, stretch it first.
+    - Float (``F``) pixels in [0, 1] are scaled by 255, in [0, 255] kept; anything else (NaN,
+      negative, above 255) is refused, since guessing a scale would silently change the data.
+
+    ``min_side``: shrink by an integer box average while the shorter side stays at or above it,
+    so a large file costs memory once, here, and not in every later step. ``where`` names the
+    image in errors.
+
+    Example:
+        >>> grey16 = Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.uint16))
+        >>> np.asarray(normalise_image(grey16, "x")).tolist()
+        [[0, 128, 255]]
+    """
+    if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        img = ImageOps.exif_transpose(img)
+    img = _eight_bit(img, where)
+    factor = min(img.size) // min_side if min_side else 1
+    return img.reduce(factor) if factor > 1 else img
+
+
+def _eight_bit(img: Image.Image, where: str) -> Image.Image:
+    if img.mode in _SIXTEEN_BIT_MODES:
+        arr = np.asarray(img).astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise SynthaugError(f"{where}: expected 16-bit pixel values in 0..65535, got "
+                                f"[{arr.min()}, {arr.max()}]")
+        return Image.fromarray(((arr + 128) // 257).astype(np.uint8))  # v * 255 / 65535, rounded
+    if img.mode == "F":
+        return Image.fromarray(float_to_uint8(np.asarray(img), where, allow_0_255=True))
+    if "transparency" in img.info and img.mode in ("P", "L", "RGB"):
+        img = img.convert("LA" if img.mode == "L" else "RGBA")
+    if img.mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA"):
+        colour = img.mode[:-1]
+        flat = Image.new(colour, img.size, ALPHA_BACKGROUND)
+        flat.paste(img.convert(colour), mask=img.getchannel("A"))
+        return flat
+    if img.mode in ("L", "RGB"):
+        return img
+    return img.convert("L" if img.mode == "1" else "RGB")
+
+
+def float_to_uint8(arr: np.ndarray, where: str, allow_0_255: bool = False) -> np.ndarray:
+    """Float pixels -> uint8: [0, 1] scaled by 255 (and, when allowed, [0, 255] kept)."""
+    if arr.size == 0:
+        return arr.astype(np.uint8)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        raise SynthaugError(f"{where}: expected finite float pixels, got {float(arr[~finite][0])}")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo >= 0 and hi <= 1:
+        return np.round(arr * 255).astype(np.uint8)
+    if allow_0_255 and lo >= 0 and hi <= 255:
+        return np.round(arr).astype(np.uint8)
+    expected = "[0, 1] or [0, 255]" if allow_0_255 else "[0, 1]"
+    raise SynthaugError(f"{where}: expected float pixels in {expected}, got [{lo:.3g}, {hi:.3g}]"
+                        + ("" if allow_0_255 else " (undo normalisation first)"))
 
 
 def resolve_image_size(native: int, supported: Sequence[int]) -> int:
@@ -125,9 +224,9 @@ def resolve_image_size(native: int, supported: Sequence[int]) -> int:
     return min(larger) if larger else max(supported)
 
 
-def native_size(images: Sequence[np.ndarray]) -> int:
-    """The most common shorter side among the images."""
-    return Counter(min(a.shape[:2]) for a in images).most_common(1)[0][0]
+def native_size(shorter_sides: Iterable[int]) -> int:
+    """The most common of the images' shorter sides (the size the data is "at")."""
+    return Counter(shorter_sides).most_common(1)[0][0]
 
 
 def to_tensor(images: Sequence[np.ndarray], size: int, channels: int | None) -> torch.Tensor:

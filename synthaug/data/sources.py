@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SynthaugError
-from .images import check_labels
+from .images import check_labels, float_to_uint8, native_size, normalise_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: A file is decoded shrunk to no less than this many times the output size before the final
+#: bicubic resize (Pillow's own ``reducing_gap`` for thumbnails): close to resizing the full image.
+REDUCING_GAP = 2
 DIGITS_SPLITS = ("digits", "digits:train", "digits:test")
 
 
@@ -26,6 +30,9 @@ class RawImages:
     name: str
     pixel_max: int = 255
     skipped: list[str] = field(default_factory=list)
+    #: The most common shorter side of the images as stored, when they were shrunk while read
+    #: (image folders); None when ``images`` are at their own size.
+    native_size: int | None = None
 
 
 def read_digits(spec: str) -> RawImages:
@@ -89,60 +96,119 @@ def _pixel_max(value: np.ndarray | None, images: np.ndarray, path: Path) -> int:
     return int(value)
 
 
-def read_folder(root: Path, skip_bad_files: bool = False) -> RawImages:
-    """An image folder: one subfolder per class, PNG/JPEG/BMP files of any size inside."""
+def read_folder(root: Path, skip_bad_files: bool = False,
+                pick_size: Callable[[int], int] | None = None) -> RawImages:
+    """An image folder: one subfolder per class, PNG/JPEG/BMP/TIFF files of any size inside.
+
+    Hidden files and folders (``.thumbnails``, ``.ipynb_checkpoints``) are left out at any depth.
+    Memory is bounded by the output, not by the files: a first pass reads only the headers, for
+    the native size and ``pick_size(native)`` (the size to train at; default: native), then each
+    file is decoded and at once shrunk towards that size (see :func:`_read_image`).
+    """
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         raise SynthaugError(f"image folder {root} has no class subfolders: expected one subfolder per class")
     if len(class_dirs) < 2:
         raise SynthaugError(f"image folder {root}: expected at least 2 classes (subfolders), got 1 ({class_dirs[0].name})")
-    images, labels, skipped = [], [], []
+    files, labels, sides, skipped = [], [], [], []
     for label, class_dir in enumerate(class_dirs):
         count = 0
-        for path in sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        for path in _image_files(class_dir):
             try:
-                images.append(_read_image(path))
+                sides.append(_shorter_side(path))
             except SynthaugError:
                 if not skip_bad_files:
                     raise
                 skipped.append(str(path))
                 continue
+            files.append(path)
             labels.append(label)
             count += 1
-        if count == 0:
-            raise SynthaugError(f"class folder {class_dir} has no images: expected PNG/JPEG/BMP files")
-    return RawImages(images, np.asarray(labels, dtype=np.int64), [p.name for p in class_dirs],
-                     str(root), skipped=skipped)
+        _check_not_empty(class_dir, count)
+    native = native_size(sides)
+    size = pick_size(native) if pick_size else native
+    images, kept = [], []
+    for path, label in zip(files, labels):
+        try:
+            images.append(_read_image(path, size))
+        except SynthaugError:
+            if not skip_bad_files:
+                raise
+            skipped.append(str(path))
+            continue
+        kept.append(label)
+    kept_labels = np.asarray(kept, dtype=np.int64)
+    for class_dir, count in zip(class_dirs, np.bincount(kept_labels, minlength=len(class_dirs))):
+        _check_not_empty(class_dir, count)  # a class whose every file failed to decode
+    return RawImages(images, kept_labels, [p.name for p in class_dirs],
+                     str(root), skipped=skipped, native_size=native)
 
 
-def _read_image(path: Path) -> np.ndarray:
+def _image_files(class_dir: Path) -> Iterator[Path]:
+    """The files below ``class_dir``, sorted, minus hidden files and anything in hidden folders."""
+    for path in sorted(class_dir.rglob("*")):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(class_dir).parts):
+            yield path
+
+
+def _check_not_empty(class_dir: Path, count: int) -> None:
+    if count == 0:
+        raise SynthaugError(f"class folder {class_dir} has no images: expected PNG/JPEG/BMP/TIFF files")
+
+
+def _shorter_side(path: Path) -> int:
+    """The shorter side of an image file, from its header alone (nothing is decoded)."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise SynthaugError(f"{path} is not an image file: expected {', '.join(IMAGE_SUFFIXES)} "
                             f"(or pass --skip-bad-files)")
     try:
         with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")
+            return min(img.size)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise SynthaugError(f"cannot decode image {path}: {err} (or pass --skip-bad-files)") from None
-    return np.asarray(rgb)
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    """Decode ``path`` as an 8-bit L or RGB array, shrunk while its shorter side stays at or above
+    ``REDUCING_GAP * size`` (files smaller than that keep their size): JPEGs are decoded at 1/2
+    to 1/8 scale by the codec (``Image.draft``), other formats reduced by an integer box average
+    right after decoding, so at most one full-resolution image is held at a time."""
+    need = REDUCING_GAP * size
+    try:
+        with Image.open(path) as img:
+            if img.format == "JPEG":
+                img.draft(img.mode, (need, need))
+            img.load()
+            return np.asarray(normalise_image(img, str(path), min_side=need))
+    except SynthaugError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise SynthaugError(f"cannot decode image {path}: {err} (or pass --skip-bad-files)") from None
 
 
 def read_torch_dataset(dataset: Any) -> RawImages:
-    """Any map-style dataset of ``(image, label)``: PIL images, HWC/HW arrays, or CHW tensors
-    (uint8, or float in [0, 1])."""
-    import torch
+    """Any map-style dataset of ``(image, label)``: PIL images (decoded as
+    :func:`~synthaug.data.images.normalise_image` says), HWC/HW arrays, or CHW tensors (uint8,
+    or finite floats in [0, 1]).
 
-    images, labels = [], []
+    A label is an int, a 0-d tensor/array, or an exact one-hot vector (one 1, the rest 0; its
+    length is then the class count unless the dataset has ``classes``). Soft labels are refused:
+    a generator is fitted on hard classes.
+    """
+    images, labels, widths = [], [], set()
     for i in range(dataset_length(dataset)):
         image, label = dataset_item(dataset, i)
-        if isinstance(label, torch.Tensor):
-            label = label.item()
-        if isinstance(label, (bool, float)) or not isinstance(label, (int, np.integer)):
-            raise SynthaugError(f"dataset item {i}: expected an integer label, got {label!r}")
+        index, width = _label_from_item(label, i)
+        if width is not None:
+            widths.add(width)
+            if len(widths) > 1:
+                raise SynthaugError(f"dataset item {i}: expected one-hot labels of one length, "
+                                    f"got lengths {', '.join(map(str, sorted(widths)))}")
         images.append(_array_from_item(image, i))
-        labels.append(int(label))
+        labels.append(index)
     names = getattr(dataset, "classes", None)
+    if names is None and widths:
+        names = [str(k) for k in range(widths.pop())]
     labels_arr = np.asarray(labels, dtype=np.int64)
     class_names = check_labels(labels_arr, names, type(dataset).__name__)
     return RawImages(images, labels_arr, class_names, type(dataset).__name__)
@@ -168,11 +234,38 @@ def dataset_item(dataset: Any, i: int) -> tuple[Any, Any]:
     return item
 
 
+def _label_from_item(label: Any, i: int) -> tuple[int, int | None]:
+    """An item's class index, and the vector's length when the label came one-hot."""
+    import torch
+
+    if isinstance(label, (torch.Tensor, np.ndarray)):
+        kind = "tensor" if isinstance(label, torch.Tensor) else "array"
+        arr = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else label
+        if arr.ndim == 1 and len(arr) > 1 and _is_one_hot(arr):
+            return int(np.argmax(arr)), len(arr)
+        if arr.size != 1:  # one element of any shape reads as that element, as it always has
+            soft = " that is not one-hot (soft labels are not supported)" if arr.ndim == 1 else ""
+            article = "a" if kind == "tensor" else "an"
+            raise SynthaugError(f"dataset item {i}: expected an integer label (an int, a 0-d {kind} or a "
+                                f"one-hot vector), got {article} {kind} of shape {tuple(arr.shape)}{soft}")
+        label = arr.item()
+    if isinstance(label, (bool, float)) or not isinstance(label, (int, np.integer)):
+        raise SynthaugError(f"dataset item {i}: expected an integer label, got {label!r}")
+    return int(label), None
+
+
+def _is_one_hot(vector: np.ndarray) -> bool:
+    if not (np.issubdtype(vector.dtype, np.number) or vector.dtype == np.bool_):
+        return False
+    values = vector.astype(np.float64)
+    return bool(((values == 0) | (values == 1)).all() and values.sum() == 1)
+
+
 def _array_from_item(image: Any, i: int) -> np.ndarray:
     import torch
 
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
+        return np.asarray(normalise_image(image, f"dataset item {i}"))
     chw = isinstance(image, torch.Tensor)
     arr = image.detach().cpu().numpy() if chw else np.asarray(image)
     if chw and arr.ndim == 3:
@@ -183,15 +276,17 @@ def _array_from_item(image: Any, i: int) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
     if np.issubdtype(arr.dtype, np.floating):
-        if arr.min() < 0 or arr.max() > 1:
-            raise SynthaugError(f"dataset item {i}: expected float pixels in [0, 1], got "
-                                f"[{arr.min():.3g}, {arr.max():.3g}] (undo normalisation first)")
-        return np.round(arr * 255).astype(np.uint8)
+        return float_to_uint8(arr, f"dataset item {i}")  # NaN and inf refused, not turned into 0
     raise SynthaugError(f"dataset item {i}: expected uint8 or float pixels, got {arr.dtype}")
 
 
-def read_source(source: Any, skip_bad_files: bool = False) -> RawImages:
-    """Dispatch on what ``source`` is: a built-in name, a path, an ImageData or a torch Dataset."""
+def read_source(source: Any, skip_bad_files: bool = False,
+                pick_size: Callable[[int], int] | None = None) -> RawImages:
+    """Dispatch on what ``source`` is: a built-in name, a path, an ImageData or a torch Dataset.
+
+    ``pick_size(native)`` gives the size the images will be resized to: readers that can decode
+    smaller (image folders) use it to keep memory bounded by the output.
+    """
     from .images import ImageData
 
     if isinstance(source, ImageData):  # keeps its pixel scale (e.g. 0..16 for digits)
@@ -206,7 +301,7 @@ def read_source(source: Any, skip_bad_files: bool = False) -> RawImages:
             raise SynthaugError(f"data {text!r} not found: expected {', '.join(DIGITS_SPLITS)}, "
                                 f"an image folder or an .npz file")
         if path.is_dir():
-            return read_folder(path, skip_bad_files)
+            return read_folder(path, skip_bad_files, pick_size)
         if path.suffix.lower() == ".npz":
             return read_npz(path)
         raise SynthaugError(f"data {text!r}: expected an image folder or an .npz file, got a {path.suffix or 'plain'} file")
