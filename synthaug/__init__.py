@@ -23,7 +23,16 @@ from .runtime import FilteredSampler, OnnxSampler, Sampler, TorchSampler, load
 from .train import fit
 
 __all__ = [
-    "__version__", "fit", "load", "Run", "Sampler", "TorchSampler", "OnnxSampler", "GeneratorCard",
-    "SyntheticDataset", "SyntheticMix", "FilteredSampler",
+    "__version__", "fit", "load", "evaluate", "EvalReport", "Run", "Sampler", "TorchSampler", "OnnxSampler",
+    "GeneratorCard", "SyntheticDataset", "SyntheticMix", "FilteredSampler",
     "list_models", "register_model", "create_model", "load_data", "ImageData", "SynthaugError", "CardError",
 ]
+
+
+def __getattr__(name: str):
+    # evaluate/EvalReport bring scipy and the metrics: loaded on first use, not on `import synthaug`.
+    if name in ("evaluate", "EvalReport"):
+        from . import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module 'synthaug' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The ``synthaug`` command: fit | sample | export | info | models.
+"""The ``synthaug`` command: fit | sample | export | eval | info | models.
 
 stdout carries machine-readable results (JSON, or the card for ``info``); progress bars,
 warnings and errors go to stderr. User mistakes exit with code 2 and one line naming what was
@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the registered generator families")
     p.set_defaults(func=_cmd_models)
+
+    from .evaluation.cli import add_eval_parser  # light: evaluate itself loads only when run
+
+    add_eval_parser(sub)
     return parser
 
 

@@ -1,0 +1,141 @@
+"""Downstream gain: does mixing synthetic samples into training make a classifier better?
+
+For each fraction of the real training data and each seed, one classifier per dose is trained:
+dose 0 is the baseline (real data with classical augmentation), dose ``p`` swaps a share ``p`` of
+every batch for synthetic samples of the same classes with :class:`~synthaug.SyntheticMix`
+(``mode="replace"``), the same module users put in their own loops. Every arm takes the same
+optimiser steps, and a seed fixes everything an arm shares with the others (the data subset,
+the batch order, the initial weights, the augmentation draws), so the arms of one seed differ
+only by the synthetic rows and the gain is measured on paired differences.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import nn
+
+from ..augment import SyntheticMix
+from ..data import ImageData, stratified_split
+from ..metrics.classifier import balanced_accuracy, fit_steps, per_class_accuracy, predict
+from .classical import ClassicalAugment
+
+
+def mean_interval(values: Sequence[float]) -> dict[str, Any]:
+    """Mean and the half-width of its 95% t interval (``None`` with fewer than two values).
+
+    Example:
+        >>> r = mean_interval([0.01, 0.02, 0.0])
+        >>> round(r["mean"], 4), round(r["ci95"], 6), r["n"]
+        (0.01, 0.024841, 3)
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    n = len(arr)
+    mean = float(arr.mean()) if n else None
+    half = float(stats.t.ppf(0.975, n - 1) * arr.std(ddof=1) / math.sqrt(n)) if n >= 2 else None
+    low = mean - half if half is not None else None
+    high = mean + half if half is not None else None
+    return {"mean": mean, "ci95": half, "low": low, "high": high, "n": n, "values": [float(v) for v in arr]}
+
+
+def paired_gain(baseline: Sequence[float], treated: Sequence[float]) -> dict[str, Any]:
+    """The gain ``treated - baseline`` per seed (same seed, same position), with its interval."""
+    if len(baseline) != len(treated):
+        raise ValueError(f"paired values: expected equal lengths, got {len(baseline)} and {len(treated)}")
+    return mean_interval([t - b for b, t in zip(baseline, treated)])
+
+
+def fraction_subset(train: ImageData, fraction: float, seed: int) -> ImageData:
+    """``fraction`` of each class of ``train``, chosen by ``seed`` (all of it at 1.0)."""
+    if fraction >= 1.0:
+        return train
+    _, part = stratified_split(train.labels, fraction, seed)
+    return train.subset(part)
+
+
+def chain(*hooks: Callable | None) -> Callable | None:
+    """One batch hook that applies ``hooks`` in order (``None`` entries skipped)."""
+    active = [h for h in hooks if h is not None]
+    if not active:
+        return None
+
+    def run(images: torch.Tensor, labels: torch.Tensor):
+        for hook in active:
+            images, labels = hook(images, labels)
+        return images, labels
+
+    return run
+
+
+def train_arm(train: ImageData, test: ImageData, sampler, dose: float, seed: int, *, steps: int,
+              batch_size: int, classical_augment: bool, model_factory: Callable[[int, int], nn.Module],
+              tick: Callable | None = None) -> dict[str, Any]:
+    """One classifier: ``train`` (+ a share ``dose`` of synthetic rows per batch), tested on ``test``.
+
+    The synthetic rows replace real ones before the classical augmentation, which then treats
+    every row alike (as a batch-level augmentation on the device would).
+    """
+    mix = SyntheticMix(sampler, p=dose, mode="replace", labels="same", seed=seed) if dose > 0 else None
+    augment = ClassicalAugment(seed=seed) if classical_augment else None
+    model = fit_steps(train.as_float(), train.labels, train.num_classes, steps, seed=seed, batch_size=batch_size,
+                      batch_hook=chain(mix, augment, tick), model_factory=model_factory)
+    preds = predict(model, test.as_float())
+    return {"accuracy": (preds == test.labels).float().mean().item(),
+            "balanced_accuracy": balanced_accuracy(preds, test.labels, test.num_classes),
+            "per_class": per_class_accuracy(preds, test.labels, test.num_classes)}
+
+
+def summarise_fraction(fraction: float, train_size: int, seeds: Sequence[int], doses: Sequence[float],
+                       runs: dict[float, list[dict[str, Any]]], class_names: Sequence[str]) -> dict[str, Any]:
+    """Means, intervals and paired gains over seeds for one fraction; ``runs[dose][i]`` is seed ``i``'s arm."""
+    base = runs[0.0]
+    arms = []
+    for dose in doses:
+        rows = runs[dose]
+        arm: dict[str, Any] = {
+            "dose": dose,
+            "accuracy": mean_interval([r["accuracy"] for r in rows]),
+            "balanced_accuracy": mean_interval([r["balanced_accuracy"] for r in rows]),
+            "per_class_accuracy": {name: mean_interval([r["per_class"][c] for r in rows])["mean"]
+                                   for c, name in enumerate(class_names)},
+        }
+        if dose > 0:
+            arm["gain"] = paired_gain([r["accuracy"] for r in base], [r["accuracy"] for r in rows])
+            arm["balanced_gain"] = paired_gain([r["balanced_accuracy"] for r in base],
+                                               [r["balanced_accuracy"] for r in rows])
+            arm["per_class_change"] = {
+                name: _strip_values(paired_gain([r["per_class"][c] for r in base], [r["per_class"][c] for r in rows]))
+                for c, name in enumerate(class_names)}
+        arms.append(arm)
+    return {"fraction": fraction, "train_size": train_size, "seeds": list(seeds), "arms": arms}
+
+
+def _strip_values(interval: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in interval.items() if k != "values"}
+
+
+def downstream_gain(sampler, train: ImageData, test: ImageData, *, seeds: Sequence[int], doses: Sequence[float],
+                    fractions: Sequence[float], steps: int, batch_size: int, classical_augment: bool,
+                    model_factory: Callable[[int, int], nn.Module], tick: Callable | None = None) -> dict[str, Any]:
+    """The whole experiment: every fraction x seed x dose; ``doses`` must include 0 (the baseline)."""
+    out = []
+    for fraction in fractions:
+        runs: dict[float, list[dict[str, Any]]] = {dose: [] for dose in doses}
+        sizes = set()
+        for seed in seeds:
+            subset = fraction_subset(train, fraction, seed)
+            sizes.add(len(subset))
+            for dose in doses:
+                runs[dose].append(train_arm(subset, test, sampler, dose, seed, steps=steps, batch_size=batch_size,
+                                            classical_augment=classical_augment, model_factory=model_factory,
+                                            tick=tick))
+        out.append(summarise_fraction(fraction, max(sizes), seeds, doses, runs, train.class_names))
+    return {"steps": steps, "batch_size": batch_size, "classical_augment": classical_augment,
+            "augment_settings": ClassicalAugment().settings() if classical_augment else None,
+            "fractions": out}
