@@ -43,6 +43,13 @@ def make_card(family: str, module, image_shape, num_classes: int) -> GeneratorCa
     )
 
 
+def tiny_dcgan_sampler(num_classes: int):
+    """A TorchSampler over an untrained tiny 8x8 dcgan (seed 0) with ``num_classes`` classes."""
+    torch.manual_seed(0)
+    g = create_generator("dcgan", TINY["dcgan"]["config"], (1, 8, 8), num_classes).eval()
+    return synthaug.TorchSampler(g, make_card("dcgan", g, (1, 8, 8), num_classes))
+
+
 @pytest.fixture
 def tiny_generator():
     """Factory: an untrained tiny generator of a family, with its card."""

@@ -23,9 +23,9 @@ K = 3
 
 @pytest.fixture(scope="module")
 def sampler():
-    torch.manual_seed(0)
-    g = create_generator("dcgan", TINY["dcgan"]["config"], (1, 8, 8), K).eval()
-    return TorchSampler(g, make_card("dcgan", g, (1, 8, 8), K))
+    from conftest import tiny_dcgan_sampler
+
+    return tiny_dcgan_sampler(K)
 
 
 def _items(n=12):

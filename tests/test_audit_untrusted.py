@@ -26,7 +26,7 @@ from exporters.onnx import export
 from synthaug import CardError, GeneratorCard, OnnxSampler, SynthaugError
 from synthaug.models import create_generator
 from synthaug.weights import save_generator
-from test_bad_input import expect_error, run_cli
+from test_bad_input import _onnx_with_card, expect_error, run_cli
 
 CARD_KEY = "synthaug.card"
 USER_ERRORS = (SynthaugError, CardError)
@@ -53,20 +53,6 @@ def _safetensors_with_card(src: Path, dest: Path, edit, tensors_edit=None) -> Pa
     if tensors_edit:
         tensors = tensors_edit(tensors)
     save_file(tensors, str(dest), metadata={CARD_KEY: json.dumps(card)})
-    return dest
-
-
-def _onnx_with_card(src: Path, dest: Path, edit) -> Path:
-    import onnx
-
-    model = onnx.load(str(src))
-    props = {p.key: p.value for p in model.metadata_props}
-    card = json.loads(props[CARD_KEY])
-    edit(card)
-    props[CARD_KEY] = json.dumps(card)
-    del model.metadata_props[:]
-    onnx.helper.set_model_props(model, props)
-    onnx.save(model, str(dest))
     return dest
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler
 
 from exporters.onnx import export
-from synthaug import OnnxSampler, SynthaugError, SyntheticDataset, SyntheticMix, TorchSampler
+from synthaug import OnnxSampler, SynthaugError, SyntheticDataset, SyntheticMix
 from synthaug.augment.dataset import epoch_seed
 
 K = 3
@@ -17,12 +17,9 @@ K = 3
 
 @pytest.fixture(scope="module")
 def sampler():
-    from conftest import make_card, TINY
-    from synthaug.models import create_generator
+    from conftest import tiny_dcgan_sampler
 
-    torch.manual_seed(0)
-    g = create_generator("dcgan", TINY["dcgan"]["config"], (1, 8, 8), K).eval()
-    return TorchSampler(g, make_card("dcgan", g, (1, 8, 8), K))
+    return tiny_dcgan_sampler(K)
 
 
 class DigitsLike(torch.utils.data.Dataset):
