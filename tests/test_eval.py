@@ -370,6 +370,17 @@ def test_report_dir_must_be_empty_or_forced_and_creatable(digits_run, tmp_path, 
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("name", ["report.json", "report.md", "report.html"])
+def test_force_never_overwrites_a_report_file_eval_did_not_write(digits_run, tmp_path, capsys, name):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / name).write_text("the user's own notes")
+    before = snapshot(tmp_path)
+    expect_error(capsys, "eval", [digits_run.path, "--data", "digits:train", "--out", out, *CLI_QUICK, "--force"],
+                 f"holds {name} that synthaug eval did not write")
+    assert snapshot(tmp_path) == before
+
+
 def test_resize_converts_the_data_to_the_generators_shape(tmp_path, capsys):
     data = _npz(tmp_path / "big.npz", size=16)
     with pytest.raises(SynthaugError, match="pass --resize"):

@@ -82,21 +82,27 @@ def reference_classifier(train: ImageData, steps: int, seed: int, cache_dir: str
     info = {"fingerprint": train.fingerprint(), "steps": steps, "seed": seed,
             "cache": str(path) if path else None, "cached": False}
     if path is not None and path.is_file():
-        model = _read_cached(path, train, steps, seed)
+        model = read_cached_classifier(path, train, steps, seed)
         if model is not None:
             return model, {**info, "cached": True}
     model = fit_steps(train.as_float(), train.labels, train.num_classes, steps, seed=seed,
                       batch_hook=batch_hook, model_factory=SmallCNN)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"format": _CACHE_FORMAT, "fingerprint": train.fingerprint(), "steps": steps, "seed": seed,
-                   "image_shape": list(train.image_shape), "num_classes": train.num_classes,
-                   "state": model.state_dict()}
-        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        write_cached_classifier(path, model, train, steps, seed)
     return model, info
 
 
-def _read_cached(path: Path, train: ImageData, steps: int, seed: int) -> SmallCNN | None:
+def write_cached_classifier(path: Path, model: SmallCNN, train: ImageData, steps: int, seed: int) -> None:
+    """Write ``model`` (trained on ``train`` with these settings) atomically to ``path``, for
+    :func:`read_cached_classifier`."""
+    payload = {"format": _CACHE_FORMAT, "fingerprint": train.fingerprint(), "steps": steps, "seed": seed,
+               "image_shape": list(train.image_shape), "num_classes": train.num_classes,
+               "state": model.state_dict()}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def read_cached_classifier(path: Path, train: ImageData, steps: int, seed: int) -> SmallCNN | None:
     """The cached network, or None (with a warning) when the file is unreadable or for other data."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -33,7 +33,7 @@ from .gain import downstream_gain
 from .memorisation import memorisation
 from .quality import quality_metrics
 from .recommendation import recommend
-from .report import json_safe, write_report
+from .report import REPORT_FILES, is_our_report, json_safe, write_report
 from .specs import check_classifier, classifier_factory
 
 log = logging.getLogger("synthaug")
@@ -132,6 +132,10 @@ def check_report_dir(out: str | os.PathLike, force: bool) -> Path:
             shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
             raise SynthaugError(f"report directory {out} is not empty (holds {shown}): pass --force to "
                                 f"overwrite the report in it")
+        foreign = [name for name in REPORT_FILES if (out / name).exists() and not is_our_report(out / name)]
+        if foreign:  # --force replaces only what eval wrote; it never writes any other name
+            raise SynthaugError(f"report directory {out} holds {', '.join(foreign)} that synthaug eval did not "
+                                f"write: refusing to overwrite it, even with --force; choose another --out")
         existing = out
     else:
         existing = next((p for p in out.parents if p.exists()), Path("."))

@@ -188,7 +188,7 @@ def quality_metrics(real, fake, k: int = 3, kid_subsets: int = 100, kid_subset_s
     enough = min(len(real), len(fake)) > dim
     return {
         "n_real": len(real), "n_generated": len(fake),
-        "fid": fid(real, fake) if enough else None,
+        "fid": _finite(fid(real, fake)) if enough else None,
         "kid": _finite(kid_mean), "kid_std": _finite(kid_std),
         **{key: _finite(v) for key, v in precision_recall_density_coverage(real, fake, k).items()},
     }

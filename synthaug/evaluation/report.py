@@ -51,6 +51,22 @@ def write_report(out: Path, results: dict[str, Any], images: dict[str, Any]) -> 
     return files
 
 
+#: How each report file that eval writes begins: ``--force`` overwrites a file only when it does.
+_REPORT_MARKS = {"report.json": b'{\n  "synthaug_eval_format"', "report.md": b"# synthaug eval report",
+                 "report.html": b'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+                                b"<title>synthaug eval report</title>"}
+
+
+def is_our_report(path: Path) -> bool:
+    """Whether ``path`` (one of :data:`REPORT_FILES`) is a report file that eval wrote."""
+    mark = _REPORT_MARKS[path.name]
+    try:
+        with open(path, "rb") as fh:
+            return path.is_file() and not path.is_symlink() and fh.read(len(mark)) == mark
+    except OSError:
+        return False
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with every NaN or infinity replaced by ``None``: JSON has neither.
 
