@@ -39,11 +39,12 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
               channels=args.channels, skip_bad_files=args.skip_bad_files, resume=args.resume,
               force=args.force, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
               holdout=args.holdout,
-              progress=not args.no_progress, device=args.device)
+              progress=not args.no_progress, device=args.device, eval_every=args.eval_every, keep=args.keep)
     card = run.card
+    kept = {"kept_step": card.training["kept_step"]} if "kept_step" in card.training else {}
     return {"run": str(run.path), "model": card.family, "steps": card.training["steps"],
             "seconds": card.training["seconds"], "image_shape": card.image_shape,
-            "num_classes": card.num_classes, "metrics": card.metrics,
+            "num_classes": card.num_classes, "metrics": card.metrics, **kept,
             "peak_rss_mb": round(peak_memory_mb(), 1)}
 
 
@@ -190,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     p.add_argument("--holdout", type=float, help="fraction of each class held out for the family's "
                    "held-out metrics, e.g. bits/dim (default: the family's own)")
+    p.add_argument("--eval-every", type=int, metavar="N", help="every N steps (and at the last) log FID, KID, "
+                   "precision and recall in the feature space of a small CNN trained on the data (log.csv, card)")
+    p.add_argument("--keep", choices=("last", "best"), help="the generator the run holds: the last step's "
+                   "(default) or the evaluation step's with the lowest FID (needs --eval-every)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_cmd_fit)

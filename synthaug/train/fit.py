@@ -8,6 +8,7 @@ whose state is checkpointed), so a resumed run is bitwise equal to an uninterrup
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import io
@@ -31,7 +32,7 @@ from ..data import ImageData, load_data
 from ..data.images import held_out_counts, stratified_split
 from ..errors import SynthaugError
 from ..grid import save_grid
-from ..layout import CARD_FILE, CHECKPOINT_FILE, LOG_FILE, SAMPLES_PATTERN, WEIGHTS_FILE
+from ..layout import CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOG_FILE, SAMPLES_PATTERN, WEIGHTS_FILE
 from ..models import GeneratorTrainer, create_model, get_family
 from ..progress import progress_bar
 from ..run import Run
@@ -44,6 +45,8 @@ DEFAULT_MODEL = "dcgan"
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_SEED = 0
 CHECKPOINT_FORMAT = 1
+#: What ``keep`` may say: the generator of the last step, or of the evaluation step with the lowest FID.
+KEEP_CHOICES = ("last", "best")
 
 log = logging.getLogger("synthaug")
 
@@ -60,6 +63,8 @@ class FitSettings:
     channels: int
     data_fingerprint: str
     holdout: float = 0.0
+    eval_every: int = 0  # 0: no quality metrics during training
+    keep: str = "last"
 
 
 def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: dict[str, Any] | None = None,
@@ -67,7 +72,7 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         seed: int | None = None, image_size: int | None = None, channels: int | None = None,
         skip_bad_files: bool = False, resume: bool = False, force: bool = False, sample_every: int = 500,
         checkpoint_every: int = 500, holdout: float | None = None, progress: bool = True,
-        device: str | None = None) -> Run:
+        device: str | None = None, eval_every: int | None = None, keep: str | None = None) -> Run:
     """Fit a class-conditional generator on ``data`` and write a run directory to ``out``.
 
     Args:
@@ -86,6 +91,15 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             error.
         holdout: fraction of each class kept out of training for the family's held-out metrics
             (default: the family's own, e.g. 0 for GANs).
+        eval_every: every ``eval_every`` steps (and at the last), measure FID, KID, precision and
+            recall of a fixed set of generated images against the training images, in the
+            feature space of a SmallCNN trained once on them (cached in ``out``); logged in
+            ``log.csv`` and the card's ``metrics``. Changes nothing about the trained weights.
+        keep: ``"last"`` (default): the run's generator is the last step's; ``"best"`` (needs
+            ``eval_every``): the one of the evaluation step with the lowest FID, its step in the
+            card's ``training["kept_step"]``. The checkpoint always holds the last step, so
+            ``resume`` continues training. (Selection by CAS is not offered: it needs a
+            classifier trained at every evaluation.)
 
     Example:
         >>> import tempfile
@@ -94,7 +108,12 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         (2, torch.Size([2, 1, 8, 8]))
     """
     _check_positive(batch_size=batch_size, sample_every=sample_every, checkpoint_every=checkpoint_every,
-                    steps=steps, epochs=epochs)
+                    steps=steps, epochs=epochs, eval_every=eval_every)
+    if keep is not None and keep not in KEEP_CHOICES:
+        raise SynthaugError(f"keep: expected one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
+    if keep == "best" and eval_every is None and not resume:  # a resumed run has its own, checked below
+        raise SynthaugError("--keep best needs --eval-every N (it keeps the evaluation step with the lowest FID), "
+                            "got no --eval-every")
     if holdout is not None and not 0.0 <= holdout < 1.0:
         raise SynthaugError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
     if steps is not None and epochs is not None:
@@ -106,7 +125,7 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
     path = resolve_run_path(out)
     check_data_outside_run(path, [data])
     given = {"--model": model, "--batch-size": batch_size, "--seed": seed, "--image-size": image_size,
-             "--channels": channels, "--holdout": holdout}
+             "--channels": channels, "--holdout": holdout, "--eval-every": eval_every, "--keep": keep}
     with RunDirectory(path, resume, force) as run_dir:
         checkpoint = _read_checkpoint(path / CHECKPOINT_FILE) if run_dir.resuming else None
         settings: FitSettings | None = None
@@ -122,12 +141,15 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             settings = FitSettings(model or DEFAULT_MODEL, dict(config or {}),
                                    DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
                                    DEFAULT_SEED if seed is None else seed, dataset.image_shape[1],
-                                   dataset.image_shape[0], dataset.fingerprint(), holdout)
+                                   dataset.image_shape[0], dataset.fingerprint(), holdout, eval_every or 0,
+                                   keep or "last")
         elif settings.data_fingerprint != dataset.fingerprint():
             raise SynthaugError(f"cannot resume {out}: expected the data it was fitted on "
                                 f"({settings.data_fingerprint}), got different data ({dataset.fingerprint()})")
 
         loop = _Loop(dataset, settings, device, progress)
+        if settings.eval_every:
+            loop.prepare_quality(path / FEATURES_FILE if run_dir.resuming else None)
         total = _total_steps(steps, epochs, loop.steps_per_epoch, default=DEFAULT_STEPS)
         if checkpoint is not None:
             loop.restore(checkpoint, path / CHECKPOINT_FILE)
@@ -190,7 +212,7 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 _SETTING_TYPES = {"model": str, "config": dict, "batch_size": int, "seed": int, "image_size": int,
-                  "channels": int, "data_fingerprint": str, "holdout": (int, float)}
+                  "channels": int, "data_fingerprint": str, "holdout": (int, float), "eval_every": int, "keep": str}
 
 
 def _settings_from_checkpoint(state: dict[str, Any], path: Path) -> FitSettings:
@@ -204,6 +226,10 @@ def _settings_from_checkpoint(state: dict[str, Any], path: Path) -> FitSettings:
                  if k not in raw and f.default is dataclasses.MISSING]
     problems += [f"{k} is {raw[k]!r}" for k, kind in _SETTING_TYPES.items()
                  if k in raw and (isinstance(raw[k], bool) or not isinstance(raw[k], kind))]
+    if not problems and raw.get("eval_every", 0) < 0:
+        problems.append(f"eval_every is {raw['eval_every']!r}")
+    if not problems and raw.get("keep", "last") not in KEEP_CHOICES:
+        problems.append(f"keep is {raw['keep']!r}")
     if problems:
         raise SynthaugError(f"{path}: checkpoint settings do not match this synthaug ({'; '.join(problems)}): "
                             f"expected a checkpoint written by synthaug {__version__}; start again with --force")
@@ -215,7 +241,7 @@ def _check_resume_options(settings: FitSettings, given: dict[str, Any], config: 
     """Refuse options that contradict the checkpoint: a resumed run keeps what it started with."""
     stored = {"--model": settings.model, "--batch-size": settings.batch_size, "--seed": settings.seed,
               "--image-size": settings.image_size, "--channels": settings.channels,
-              "--holdout": settings.holdout}
+              "--holdout": settings.holdout, "--eval-every": settings.eval_every or "off", "--keep": settings.keep}
     clashes = [f"{flag} {value} (checkpoint: {stored[flag]})" for flag, value in given.items()
                if value is not None and value != stored[flag]]
     if config:
@@ -246,6 +272,7 @@ class _Loop:
             if kept_whole:  # a class's last image is never held out: say which classes go unmeasured
                 log.warning("held out %d image(s) for held-out metrics, none of class(es) %s (too few images)",
                             len(test_idx), ", ".join(kept_whole))
+        self.train_idx = train_idx
         self.images = data.as_float()[train_idx].to(self.device)
         self.labels = data.labels[train_idx].to(self.device)
         self.test_images = data.as_float()[test_idx].to(self.device)
@@ -267,6 +294,30 @@ class _Loop:
         spec = self.trainer.generator.noise_spec()
         self.grid_noise = draw_noise(spec, len(self.grid_labels), torch.Generator().manual_seed(settings.seed + 2))
         self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
+        # fit --eval-every: set by prepare_quality(); the kept generator only with keep="best".
+        self.monitor = None
+        self.eval_noise: torch.Tensor | None = None
+        self.quality: dict[str, float | None] = {}  # the latest evaluation's metrics
+        self.kept: _Kept | None = None
+        self._features_to_write = None  # a feature network not yet on disk: written with the next checkpoint
+
+    def prepare_quality(self, cached: Path | None) -> None:
+        """Train (or read from ``cached``) the feature network of the quality metrics and fix
+        the noise of the images they judge. Seeded apart from training: nothing here moves the
+        training generator or torch's global RNG."""
+        from ..evaluation.monitor import QualityMonitor, feature_network
+
+        train = self.data.subset(self.train_idx)
+        seed = self.settings.seed + 4
+        model, was_cached = feature_network(train, seed, cached, self.progress)
+        self.monitor = QualityMonitor.create(train, model, seed)
+        if self.settings.keep == "best" and min(len(train), len(self.monitor.labels)) < self.monitor.fid_needs:
+            raise SynthaugError(f"--keep best compares FID, which needs at least {self.monitor.fid_needs} training "
+                                f"images, got {len(train)}")
+        if not was_cached:
+            self._features_to_write = (model, train, seed)
+        spec = self.trainer.generator.noise_spec()
+        self.eval_noise = draw_noise(spec, len(self.monitor.labels), torch.Generator().manual_seed(seed + 1))
 
     def _batch_indices(self, step: int) -> torch.Tensor:
         epoch, i = divmod(step, self.steps_per_epoch)
@@ -297,6 +348,8 @@ class _Loop:
                 bar.update(1)
                 if self.step % 50 == 0 or self.step == total:
                     bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k.startswith("loss")}, refresh=False)
+                if self.monitor is not None and (self.step % self.settings.eval_every == 0 or self.step == total):
+                    self.measure_quality()
                 if self.step % sample_every == 0 or self.step == total:
                     self.write_grid()
                 if self.step % checkpoint_every == 0 or self.step == total:
@@ -312,6 +365,20 @@ class _Loop:
         self.metrics = {k: round(float(v), 6) for k, v in
                         self.trainer.evaluate(self.test_images, self.test_labels).items()}
         self.log_rows[-1].update(self.metrics)
+
+    @torch.no_grad()
+    def measure_quality(self) -> None:
+        """The cheap quality metrics of the EMA generator on the fixed evaluation noise, into
+        this step's log row; with keep="best", remember the generator if its FID is the lowest."""
+        g = self.trainer.sampling_generator()
+        labels = self.monitor.labels
+        images = torch.cat([g(self.eval_noise[i:i + 256].to(self.device), labels[i:i + 256].to(self.device)).cpu()
+                            for i in range(0, len(labels), 256)])
+        self.quality = self.monitor.measure(images)
+        self.log_rows[-1].update(self.quality)
+        fid = self.quality["fid"]
+        if self.settings.keep == "best" and fid is not None and (self.kept is None or fid < self.kept.metrics["fid"]):
+            self.kept = _Kept(self.step, dict(self.quality), copy.deepcopy(g).cpu())
 
     @torch.no_grad()
     def write_grid(self) -> None:
@@ -330,18 +397,36 @@ class _Loop:
                      "class_counts": d.class_counts()},
             training={"steps": self.step, "seed": s.seed, "batch_size": self.batch_size,
                       "seconds": round(self.elapsed, 1), "train_size": self.num_train,
-                      "holdout_size": len(self.test_labels), "holdout_per_class": self.holdout_per_class},
-            metrics=dict(self.metrics),
+                      "holdout_size": len(self.test_labels), "holdout_per_class": self.holdout_per_class,
+                      **self._quality_provenance()},
+            metrics=dict(self.kept.metrics) if self.kept is not None else {**self.metrics, **self.quality},
             synthaug_version=__version__,
         )
 
+    def _quality_provenance(self) -> dict[str, Any]:
+        """The card's record of --eval-every / --keep; ``kept_step``: the step whose generator
+        the run holds (the latest until a first evaluation has measured an FID)."""
+        if not self.settings.eval_every:
+            return {}
+        out: dict[str, Any] = {"eval_every": self.settings.eval_every, "keep": self.settings.keep}
+        if self.settings.keep == "best":
+            out["kept_step"] = self.kept.step if self.kept is not None else self.step
+        return out
+
     def write_checkpoint(self, total: int) -> None:
         # Order matters for a kill at any moment: the log and the generator first, then the
-        # checkpoint that --resume reads (it truncates the log back to its own step).
+        # checkpoint that --resume reads (it truncates the log back to its own step). The
+        # feature network comes after the card: --force knows it as fit's own only beside one.
         self.write_log()
         card = self.card()
-        save_generator(self.trainer.sampling_generator(), card, self.out / WEIGHTS_FILE)
+        generator = self.kept.generator if self.kept is not None else self.trainer.sampling_generator()
+        save_generator(generator, card, self.out / WEIGHTS_FILE)
         atomic_write_text(self.out / CARD_FILE, card.to_json(indent=2) + "\n")
+        if self._features_to_write is not None:
+            from ..evaluation.monitor import write_feature_network
+
+            write_feature_network(self.out / FEATURES_FILE, *self._features_to_write)
+            self._features_to_write = None
         state = {
             "format": CHECKPOINT_FORMAT,
             "step": self.step,
@@ -353,6 +438,9 @@ class _Loop:
             "rng": self.rng.get_state(),
             "log": self.log_rows,
             "metrics": self.metrics,
+            "quality": self.quality,
+            "kept": None if self.kept is None else {"step": self.kept.step, "metrics": self.kept.metrics,
+                                                    "generator": self.kept.generator.state_dict()},
         }
         atomic_write(self.out / CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
 
@@ -376,10 +464,25 @@ class _Loop:
             self.elapsed = float(state["elapsed"])
             self.log_rows = list(state["log"])
             self.metrics = dict(state.get("metrics", {}))
+            self.quality = dict(state.get("quality") or {})
+            kept = state.get("kept")
+            if kept is not None:
+                generator = copy.deepcopy(self.trainer.sampling_generator()).cpu()
+                generator.load_state_dict(kept["generator"])
+                self.kept = _Kept(int(kept["step"]), dict(kept["metrics"]), generator)
         except (KeyError, RuntimeError, TypeError, ValueError) as err:  # a damaged or foreign checkpoint
             first = (str(err).strip().splitlines() or [""])[0]
             raise SynthaugError(f"{path}: checkpoint does not fit its own settings ({type(err).__name__}: "
                                 f"{first}); start again with --force") from None
+
+
+@dataclass
+class _Kept:
+    """keep="best": the EMA generator (a CPU copy) of the evaluation step with the lowest FID."""
+
+    step: int
+    metrics: dict[str, float | None]
+    generator: torch.nn.Module
 
 
 def dataset_label(name: str) -> str:

@@ -3,10 +3,11 @@
 Guarantees (the README states them):
 
 - ``--force`` only ever deletes what ``fit`` itself wrote: the card, weights, checkpoint, log,
-  sample grids, its temp files and its lock file. A directory holding anything else (a user's
-  file, a subfolder, a link, even ``model.onnx`` or ``samples.npz`` that ``export``/``sample``
-  wrote there at the user's request) is refused with the names of those entries; nothing is
-  deleted. A ``card.json`` that is no valid card is not synthaug's either.
+  feature network (``--eval-every``), sample grids, its temp files and its lock file. A
+  directory holding anything else (a user's file, a subfolder, a link, even ``model.onnx`` or
+  ``samples.npz`` that ``export``/``sample`` wrote there at the user's request) is refused with
+  the names of those entries; nothing is deleted. A ``card.json`` that is no valid card is not
+  synthaug's either.
 - A replacing (``--force``) fit trains in a hidden sibling directory and swaps it in only when
   its first checkpoint exists: interrupted before that, it leaves the old run untouched and no
   sibling behind. The swap is one atomic ``renameat2(RENAME_EXCHANGE)`` where the system has it.
@@ -33,8 +34,8 @@ from typing import Any
 
 from ..atomic import temp_file_target
 from ..errors import USER_ERRORS, SynthaugError
-from ..layout import (CARD_FILE, CHECKPOINT_FILE, LOCK_FILE, LOG_FILE, RUN_FILES, SAMPLES_REGEX, WEIGHTS_FILE,
-                      WRITE_PROBE)
+from ..layout import (CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOCK_FILE, LOG_FILE, RUN_FILES, SAMPLES_REGEX,
+                      WEIGHTS_FILE, WRITE_PROBE)
 from .lock import RunLock, check_not_in_use
 
 log = logging.getLogger("synthaug")
@@ -115,7 +116,7 @@ def _foreign_reason(entry: Path, has_card: bool) -> str | None:
         return None if _valid_card_json(entry) else " (not a synthaug card)"
     if name == WEIGHTS_FILE:
         return None if _weights_have_card(entry) else " (no synthaug card in it)"
-    if name == CHECKPOINT_FILE and has_card:
+    if name in (CHECKPOINT_FILE, FEATURES_FILE) and has_card:  # fit writes both only after the card
         return None
     if name == LOG_FILE and (has_card or _has_log_header(entry)):
         return None
