@@ -39,12 +39,14 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
               channels=args.channels, skip_bad_files=args.skip_bad_files, resume=args.resume,
               force=args.force, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
               holdout=args.holdout,
-              progress=not args.no_progress, device=args.device, eval_every=args.eval_every, keep=args.keep)
+              progress=not args.no_progress, device=args.device, eval_every=args.eval_every, keep=args.keep,
+              unlabeled=args.unlabeled)
     card = run.card
     kept = {"kept_step": card.training["kept_step"]} if "kept_step" in card.training else {}
     return {"run": str(run.path), "model": card.family, "steps": card.training["steps"],
             "seconds": card.training["seconds"], "image_shape": card.image_shape,
-            "num_classes": card.num_classes, "metrics": card.metrics, **kept,
+            "num_classes": card.num_classes, "unlabeled_size": card.dataset.get("unlabeled_size", 0),
+            "metrics": card.metrics, **kept,
             "peak_rss_mb": round(peak_memory_mb(), 1)}
 
 
@@ -183,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, choices=(1, 3), help="1 greyscale or 3 RGB (default: from the data)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model hyper-parameter (repeatable); VALUE is JSON or text")
+    p.add_argument("--unlabeled", metavar="PATH", help="more images without labels (a folder, flat or nested, or an "
+                   ".npz with 'images'): every family learns from them too")
     p.add_argument("--skip-bad-files", action="store_true", help="skip unreadable files instead of failing")
     p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     p.add_argument("--force", action="store_true", help="replace an existing RUN; deletes only what fit wrote "

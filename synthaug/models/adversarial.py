@@ -7,9 +7,20 @@ DistributedDataParallel needs), then one generator update through the frozen dis
 then the EMA update of the generator. DiffAugment, when on, transforms real and fake alike
 before every discriminator call.
 
+Unlabelled real images (``fit --unlabeled``; semi-supervised GAN, Salimans et al. 2016, Odena
+2016) join the same discriminator call, ``cat([real, fake, unlabeled])``. The projection head
+splits D's logit into an unconditional term ``u(x) = linear(h)`` and a class term
+``<embed(y), h>``; unlabelled images have no ``y``, so they are scored by ``u`` alone. Training
+then plays two games with shared features: the conditional one on labelled reals and fakes, as
+without unlabelled images, and an unconditional one, weighted by ``unlabeled_weight``, where
+``u`` tells unlabelled reals from the same fakes (scored by ``u`` too, so ``u`` is not only pushed
+up) and the generator is trained to raise ``u`` on its fakes. With ``unlabeled=None`` the step is
+exactly the labelled-only one.
+
 The config of such a family must provide ``latent_dim``, ``loss`` (``hinge`` |
-``nonsaturating``), ``lr_g``, ``lr_d``, ``betas``, ``ema_decay`` and ``diffaugment`` (one of
-:data:`~synthaug.models.diffaugment.POLICIES`).
+``nonsaturating``), ``lr_g``, ``lr_d``, ``betas``, ``ema_decay``, ``diffaugment`` (one of
+:data:`~synthaug.models.diffaugment.POLICIES`) and ``unlabeled_weight``. Its discriminator's
+``forward(images, labels, split=False)`` returns the head's output (see :class:`ProjectionHead`).
 
 Example:
     >>> auto_diffaugment(1347, image_size=8), auto_diffaugment(1347, 32), auto_diffaugment(60000, 32)
@@ -69,7 +80,12 @@ class ProjectionHead(nn.Module):
         self.linear = norm(nn.Linear(width, 1))
         self.embed = norm(nn.Embedding(num_classes, width))
 
-    def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, labels: torch.Tensor, split: bool = False):
+        """``logits[N]``; with ``split``, the two terms apart: ``(unconditional[N],
+        class_term[L])`` where the first ``L = len(labels)`` rows of ``h`` are the labelled ones
+        (the rest, unlabelled images, get no class term)."""
+        if split:
+            return self.linear(h).squeeze(1), (self.embed(labels) * h[:labels.shape[0]]).sum(dim=1)
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
 
 
@@ -82,6 +98,7 @@ class AdversarialTrainer(GeneratorTrainer):
     """
 
     discriminator: nn.Module
+    uses_unlabeled = True
 
     def __init__(self, config: Any, image_shape, num_classes: int, generator: ConditionalGenerator,
                  discriminator: nn.Module) -> None:
@@ -127,32 +144,62 @@ class AdversarialTrainer(GeneratorTrainer):
     def _augment(self, images: torch.Tensor, rng: torch.Generator, ops: tuple[str, ...]) -> torch.Tensor:
         return diff_augment(images, ops, rng) if ops else images
 
-    def training_step(self, images, labels, rng, step):
+    def training_step(self, images, labels, rng, step, unlabeled=None):
         self.generator.train()
         self.discriminator.train()
-        ops = self.diffaugment_ops
         n = images.shape[0]
         shape = self.generator.noise_spec()["shape"]
         noise = torch.randn(n, *shape, generator=rng, device=rng.device).to(images.device)
         fake = self.generator(noise, labels)
 
-        logits = self.discriminator(self._augment(torch.cat([images, fake.detach()]), rng, ops),
-                                    torch.cat([labels, labels]))
-        real_logits, fake_logits = logits[:n], logits[n:]
-        loss_d = d_loss(self.config.loss, real_logits, fake_logits)
+        loss_d, d_stats = self._discriminator_loss(images, fake.detach(), labels, unlabeled, rng)
         self._opts["d"].zero_grad(set_to_none=True)
         loss_d.backward()
         self._opts["d"].step()
 
         self.discriminator.requires_grad_(False)
-        loss_g = g_loss(self.config.loss, self.discriminator(self._augment(fake, rng, ops), labels))
+        loss_g, g_stats = self._generator_loss(fake, labels, unlabeled is not None, rng)
         self._opts["g"].zero_grad(set_to_none=True)
         loss_g.backward()
         self._opts["g"].step()
         self.discriminator.requires_grad_(True)
 
         self.update_ema(step, self.config.ema_decay)
-        return {
-            "loss_d": loss_d.item(), "loss_g": loss_g.item(),
-            "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item(),
+        stats = {"loss_d": loss_d, "loss_g": loss_g, **d_stats, **g_stats}
+        return {name: value.item() for name, value in stats.items()}
+
+    def _discriminator_loss(self, images, fake, labels, unlabeled, rng):
+        """D's loss on real ``images``, detached ``fake`` and optional ``unlabeled`` reals, in
+        one discriminator call; and the logit means to log."""
+        kind, ops, n = self.config.loss, self.diffaugment_ops, images.shape[0]
+        if unlabeled is None:
+            logits = self.discriminator(self._augment(torch.cat([images, fake]), rng, ops),
+                                        torch.cat([labels, labels]))
+            real_logits, fake_logits = logits[:n], logits[n:]
+            return d_loss(kind, real_logits, fake_logits), {
+                "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        batch = self._augment(torch.cat([images, fake, unlabeled]), rng, ops)
+        uncond, class_term = self.discriminator(batch, torch.cat([labels, labels]), split=True)
+        logits = uncond[:2 * n] + class_term
+        real_logits, fake_logits = logits[:n], logits[n:]
+        unlabeled_real, unlabeled_fake = uncond[2 * n:], uncond[n:2 * n]
+        unlabeled_loss = d_loss(kind, unlabeled_real, unlabeled_fake)
+        loss = d_loss(kind, real_logits, fake_logits) + self.config.unlabeled_weight * unlabeled_loss
+        return loss, {
+            "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
+            "unlabeled_d_real": unlabeled_real.detach().mean(),
+            "unlabeled_d_fake": unlabeled_fake.detach().mean(),
+            "unlabeled_loss_d": unlabeled_loss.detach(),
         }
+
+    def _generator_loss(self, fake, labels, semi_supervised: bool, rng):
+        """G's loss through the frozen discriminator; with ``semi_supervised`` plus the weighted
+        unconditional game's generator loss (reported as ``unlabeled_loss_g``)."""
+        kind = self.config.loss
+        augmented = self._augment(fake, rng, self.diffaugment_ops)
+        if not semi_supervised:
+            return g_loss(kind, self.discriminator(augmented, labels)), {}
+        uncond, class_term = self.discriminator(augmented, labels, split=True)
+        unlabeled_loss = g_loss(kind, uncond)
+        loss = g_loss(kind, uncond + class_term) + self.config.unlabeled_weight * unlabeled_loss
+        return loss, {"unlabeled_loss_g": unlabeled_loss.detach()}

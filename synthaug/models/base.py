@@ -82,6 +82,8 @@ class GeneratorTrainer(nn.Module):
 
     #: Fraction of the data ``fit`` holds out for :meth:`evaluate` unless told otherwise.
     default_holdout: ClassVar[float] = 0.0
+    #: Whether ``training_step`` learns from its ``unlabeled`` batch (``fit --unlabeled``).
+    uses_unlabeled: ClassVar[bool] = False
 
     def prepare(self, dataset_size: int) -> None:
         """Called by ``fit`` once the data is known, before training or resuming: settle
@@ -96,7 +98,11 @@ class GeneratorTrainer(nn.Module):
         raise NotImplementedError
 
     def training_step(self, images: torch.Tensor, labels: torch.Tensor,
-                      rng: torch.Generator, step: int) -> dict[str, float]:
+                      rng: torch.Generator, step: int,
+                      unlabeled: torch.Tensor | None = None) -> dict[str, float]:
+        """One update. ``unlabeled``: ``None`` or real images ``[B, C, H, W]`` in [0, 1] without
+        labels (same size as ``images``); with ``None`` the step must be exactly the labelled-only
+        one. A family that uses them returns at least one ``unlabeled_*`` loss."""
         raise NotImplementedError
 
     def sampling_generator(self) -> ConditionalGenerator:

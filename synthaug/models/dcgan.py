@@ -47,6 +47,9 @@ class DCGANConfig:
     ema_decay: float = param(0.999, low=0.0, high=1.0)
     diffaugment: str = param("auto", choices=POLICIES,
                              help="DiffAugment before D: auto (by dataset size), off, or operations")
+    unlabeled_weight: float = param(1.0, low=0.0, high=100.0,
+                                    help="weight of the unconditional real/fake game on unlabelled "
+                                         "images (fit --unlabeled)")
 
 
 
@@ -92,8 +95,8 @@ class ProjectionDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = ProjectionHead(widths[-1], num_classes, sn)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images * 2.0 - 1.0).sum(dim=(2, 3)), labels)
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, split: bool = False):
+        return self.head(self.features(images * 2.0 - 1.0).sum(dim=(2, 3)), labels, split)
 
 
 @register_model("dcgan", config=DCGANConfig, generator=DCGANGenerator,

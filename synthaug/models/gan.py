@@ -5,8 +5,8 @@ layers (linear, batchnorm, ReLU) to one linear layer with a sigmoid that emits e
 Discriminator: the flattened image through ``d_layers`` hidden layers (linear, LeakyReLU;
 spectral normalisation by default) to a score plus a projection term ``<embed(y), h>``
 (Miyato & Koyama 2018), a stronger way to condition D than concatenating the label. The
-training step (hinge loss, EMA of G, DiffAugment) is the one :mod:`.adversarial` shares with
-``dcgan``. Being fully connected, it can emit any square size; sizes listed in
+training step (hinge loss, EMA of G, DiffAugment, unlabelled images through D's label-free
+term) is the one :mod:`.adversarial` shares with ``dcgan``. Being fully connected, it can emit any square size; sizes listed in
 :attr:`GANGenerator.image_sizes`.
 
 Example:
@@ -53,6 +53,9 @@ class GANConfig:
     ema_decay: float = param(0.999, low=0.0, high=1.0)
     diffaugment: str = param("auto", choices=POLICIES,
                              help="DiffAugment before D: auto (by dataset size), off, or operations")
+    unlabeled_weight: float = param(1.0, low=0.0, high=100.0,
+                                    help="weight of the unconditional real/fake game on unlabelled "
+                                         "images (fit --unlabeled)")
 
 
 class GANGenerator(ConditionalGenerator):
@@ -91,8 +94,8 @@ class MLPProjectionDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = ProjectionHead(width, num_classes, sn)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images * 2.0 - 1.0), labels)
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, split: bool = False):
+        return self.head(self.features(images * 2.0 - 1.0), labels, split)
 
 
 @register_model("gan", config=GANConfig, generator=GANGenerator,

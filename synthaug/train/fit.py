@@ -30,10 +30,11 @@ from ..atomic import atomic_write, atomic_write_text
 from ..card import GeneratorCard
 from ..data import ImageData, load_data
 from ..data.images import held_out_counts, stratified_split
+from ..data.unlabeled import UnlabeledImages, check_unlabeled_apart, load_unlabeled
 from ..errors import SynthaugError
 from ..grid import save_grid
 from ..layout import CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOG_FILE, SAMPLES_PATTERN, WEIGHTS_FILE
-from ..models import GeneratorTrainer, create_model, get_family
+from ..models import GeneratorTrainer, create_model, get_family, list_models
 from ..progress import progress_bar
 from ..run import Run
 from ..runtime import draw_noise
@@ -45,6 +46,8 @@ DEFAULT_MODEL = "dcgan"
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_SEED = 0
 CHECKPOINT_FORMAT = 1
+#: Offset of the unlabelled batches' seed from the fit seed: their own stream of permutations.
+UNLABELED_STREAM = 7919
 #: What ``keep`` may say: the generator of the last step, or of the evaluation step with the lowest FID.
 KEEP_CHOICES = ("last", "best")
 
@@ -65,6 +68,7 @@ class FitSettings:
     holdout: float = 0.0
     eval_every: int = 0  # 0: no quality metrics during training
     keep: str = "last"
+    unlabeled_fingerprint: str | None = None  # fit --unlabeled
 
 
 def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: dict[str, Any] | None = None,
@@ -72,7 +76,8 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         seed: int | None = None, image_size: int | None = None, channels: int | None = None,
         skip_bad_files: bool = False, resume: bool = False, force: bool = False, sample_every: int = 500,
         checkpoint_every: int = 500, holdout: float | None = None, progress: bool = True,
-        device: str | None = None, eval_every: int | None = None, keep: str | None = None) -> Run:
+        device: str | None = None, eval_every: int | None = None, keep: str | None = None,
+        unlabeled: Any = None) -> Run:
     """Fit a class-conditional generator on ``data`` and write a run directory to ``out``.
 
     Args:
@@ -100,6 +105,11 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             card's ``training["kept_step"]``. The checkpoint always holds the last step, so
             ``resume`` continues training. (Selection by CAS is not offered: it needs a
             classifier trained at every evaluation.)
+        unlabeled: more real images without labels (an image folder, flat or nested; an ``.npz``
+            with ``images``; a Dataset of images or of ``(image, label)`` pairs whose labels are
+            ignored), converted to the labelled set's channels and size. Every family learns from
+            them (see its ``training_step``); the card records how many. It may not overlap the
+            labelled folder, and ``resume`` needs the same images.
 
     Example:
         >>> import tempfile
@@ -123,7 +133,9 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         family.config(config)  # reject bad hyper-parameters before touching the disk or the data
     device = resolve_device(device)
     path = resolve_run_path(out)
-    check_data_outside_run(path, [data])
+    check_data_outside_run(path, [data, unlabeled])
+    if unlabeled is not None:
+        check_unlabeled_apart(data, unlabeled)
     given = {"--model": model, "--batch-size": batch_size, "--seed": seed, "--image-size": image_size,
              "--channels": channels, "--holdout": holdout, "--eval-every": eval_every, "--keep": keep}
     with RunDirectory(path, resume, force) as run_dir:
@@ -146,8 +158,15 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         elif settings.data_fingerprint != dataset.fingerprint():
             raise SynthaugError(f"cannot resume {out}: expected the data it was fitted on "
                                 f"({settings.data_fingerprint}), got different data ({dataset.fingerprint()})")
+        extra = _load_unlabeled(unlabeled, family, dataset, skip_bad_files)
+        unlabeled_fingerprint = extra.fingerprint() if extra is not None else None
+        if checkpoint is None:
+            settings.unlabeled_fingerprint = unlabeled_fingerprint
+        elif settings.unlabeled_fingerprint != unlabeled_fingerprint:
+            raise SynthaugError(f"cannot resume {out}: expected the unlabelled data it was fitted with "
+                                f"({settings.unlabeled_fingerprint or 'none'}), got {unlabeled_fingerprint or 'none'}")
 
-        loop = _Loop(dataset, settings, device, progress)
+        loop = _Loop(dataset, settings, device, progress, extra)
         if settings.eval_every:
             loop.prepare_quality(path / FEATURES_FILE if run_dir.resuming else None)
         total = _total_steps(steps, epochs, loop.steps_per_epoch, default=DEFAULT_STEPS)
@@ -159,6 +178,40 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         loop.out = run_dir.open()
         loop.run(total, sample_every, checkpoint_every, after_checkpoint=run_dir.checkpoint_written)
     return Run(out)
+
+
+def _load_unlabeled(source: Any, family, dataset: ImageData, skip_bad_files: bool) -> UnlabeledImages | None:
+    if source is None:
+        return None
+    if not family.trainer_cls.uses_unlabeled:
+        able = [name for name in list_models() if get_family(name).trainer_cls.uses_unlabeled]
+        raise SynthaugError(f"{family.name} does not learn from unlabelled images: expected no --unlabeled, or a "
+                            f"family that does ({', '.join(able)})")
+    extra = load_unlabeled(source, dataset.image_shape, skip_bad_files)
+    if extra.converted:
+        log.warning("converted %d of %d unlabelled image(s) to the labelled set's %s", extra.converted, len(extra),
+                    "x".join(map(str, dataset.image_shape)))
+    return extra
+
+
+class EpochBatches:
+    """The indices of step ``s``'s batch: a pure function of (seed, step), so a resumed run needs no
+    state to draw the same batches. Each epoch is a fresh permutation; a set smaller than the batch
+    is repeated to fill it."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.steps_per_epoch = max(1, n // batch_size)
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
+
+    def __call__(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if self._epoch != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            perm = torch.randperm(self.n, generator=g)
+            self._perm = perm.repeat(-(-self.batch_size // self.n)) if self.n < self.batch_size else perm
+            self._epoch = epoch
+        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -255,7 +308,8 @@ def _check_resume_options(settings: FitSettings, given: dict[str, Any], config: 
 
 
 class _Loop:
-    def __init__(self, data: ImageData, settings: FitSettings, device: torch.device, progress: bool) -> None:
+    def __init__(self, data: ImageData, settings: FitSettings, device: torch.device, progress: bool,
+                 unlabeled: UnlabeledImages | None = None) -> None:
         self.data, self.settings, self.progress = data, settings, progress
         self.out: Path | None = None  # set once the run directory is open
         self.device = device
@@ -282,7 +336,13 @@ class _Loop:
         self.trainer.prepare(n)
         self.metrics: dict[str, float] = {}
         self.batch_size = min(settings.batch_size, n)
-        self.steps_per_epoch = n // self.batch_size
+        self.batches = EpochBatches(n, self.batch_size, settings.seed)
+        self.steps_per_epoch = self.batches.steps_per_epoch
+        # Unlabelled images: one batch of the labelled batch's size per step, from their own stream.
+        self.num_unlabeled = len(unlabeled) if unlabeled is not None else 0
+        self.unlabeled_images = unlabeled.as_float().to(self.device) if unlabeled is not None else None
+        self.unlabeled_batches = EpochBatches(self.num_unlabeled, self.batch_size, settings.seed + UNLABELED_STREAM) \
+            if unlabeled is not None else None
         self.rng = torch.Generator().manual_seed(settings.seed + 1)
         self.step = 0
         self.elapsed = 0.0
@@ -293,7 +353,6 @@ class _Loop:
         self.grid_per_row = per_class
         spec = self.trainer.generator.noise_spec()
         self.grid_noise = draw_noise(spec, len(self.grid_labels), torch.Generator().manual_seed(settings.seed + 2))
-        self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
         # fit --eval-every: set by prepare_quality(); the kept generator only with keep="best".
         self.monitor = None
         self.eval_noise: torch.Tensor | None = None
@@ -320,12 +379,13 @@ class _Loop:
         self.eval_noise = draw_noise(spec, len(self.monitor.labels), torch.Generator().manual_seed(seed + 1))
 
     def _batch_indices(self, step: int) -> torch.Tensor:
-        epoch, i = divmod(step, self.steps_per_epoch)
-        if self._perm_epoch != epoch:
-            g = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
-            self._perm = torch.randperm(self.num_train, generator=g)
-            self._perm_epoch = epoch
-        return self._perm[i * self.batch_size:(i + 1) * self.batch_size].to(self.device)
+        return self.batches(step).to(self.device)
+
+    def _unlabeled_batch(self, step: int) -> dict[str, torch.Tensor]:
+        """``{"unlabeled": batch}`` for the family's step, or nothing (the labelled-only step)."""
+        if self.unlabeled_batches is None:
+            return {}
+        return {"unlabeled": self.unlabeled_images[self.unlabeled_batches(step).to(self.device)]}
 
     def run(self, total: int, sample_every: int, checkpoint_every: int,
             after_checkpoint: Callable[[], Path]) -> None:
@@ -336,7 +396,8 @@ class _Loop:
         try:
             while self.step < total:
                 idx = self._batch_indices(self.step)
-                losses = self.trainer.training_step(self.images[idx], self.labels[idx], self.rng, self.step)
+                losses = self.trainer.training_step(self.images[idx], self.labels[idx], self.rng, self.step,
+                                                    **self._unlabeled_batch(self.step))
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
                 if bad:
                     raise SynthaugError(f"training diverged at step {self.step}: {bad[0]} is {losses[bad[0]]}; "
@@ -394,7 +455,8 @@ class _Loop:
             noise=self.trainer.generator.noise_spec(),
             output={"dtype": "float32", "layout": "NCHW", "range": [0.0, 1.0], "pixel_max": d.pixel_max},
             dataset={"name": dataset_label(d.name), "fingerprint": d.fingerprint(), "size": len(d),
-                     "class_counts": d.class_counts()},
+                     "class_counts": d.class_counts(), "unlabeled_size": self.num_unlabeled,
+                     **({"unlabeled_fingerprint": s.unlabeled_fingerprint} if s.unlabeled_fingerprint else {})},
             training={"steps": self.step, "seed": s.seed, "batch_size": self.batch_size,
                       "seconds": round(self.elapsed, 1), "train_size": self.num_train,
                       "holdout_size": len(self.test_labels), "holdout_per_class": self.holdout_per_class,
