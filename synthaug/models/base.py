@@ -111,3 +111,34 @@ class GeneratorTrainer(nn.Module):
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
+
+
+# Trainers gain networks over releases (the VAE's M2 classifier, PixelRNN's no-label vectors):
+# these let checkpoints written before that still resume.
+
+
+def keep_missing_on_load(module: nn.Module) -> None:
+    """Let a state dict written before ``module`` existed load strictly into its parent: keys of
+    ``module`` the dict lacks keep their current (initial) values. For networks a trainer gained
+    later (checkpoints from older versions still resume and ``Run.trainer()`` still works)."""
+
+    def fill(mod, state_dict, prefix, *_):
+        for name, value in mod.state_dict().items():
+            state_dict.setdefault(prefix + name, value)
+
+    module.register_load_state_dict_pre_hook(fill)
+
+
+def accept_fewer_param_groups(optimizer: torch.optim.Optimizer) -> None:
+    """Let an optimizer state saved before its trailing parameter groups were added load: the
+    missing groups start with their current settings and no state (as at step 0)."""
+
+    def extend(opt, state_dict):
+        saved = state_dict["param_groups"]
+        if len(saved) >= len(opt.param_groups):
+            return None
+        # Parameter ids number the groups in order, so the current trailing groups fit after the saved ones.
+        current = opt.state_dict()["param_groups"]
+        return {**state_dict, "param_groups": [*saved, *current[len(saved):]]}
+
+    optimizer.register_load_state_dict_pre_hook(extend)

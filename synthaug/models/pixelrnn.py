@@ -14,6 +14,10 @@ Inputs in [0, 1] are quantised to ``level = round(x * (levels - 1))``; images co
 sub-pixel, used by inverse CDF (see :mod:`synthaug.models.pixelrnn_sampling` for the cached
 sampler and the one-graph ONNX ``Loop``).
 
+Unlabelled images (``fit --unlabeled``) are trained through the same network with a learned
+"no label" embedding in place of a label's (:class:`NoLabelEmbedding`, kept in the trainer so
+the generator's state dict and exported files keep their shapes; sampling never uses it).
+
 Example:
     >>> import torch
     >>> from synthaug.models import create_model
@@ -37,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SynthaugError
-from .base import ConditionalGenerator, GeneratorTrainer
+from .base import ConditionalGenerator, GeneratorTrainer, accept_fewer_param_groups, keep_missing_on_load
 from .config import param
 from .pixelrnn_sampling import lstm_cell, sample_cached, sample_loop, sample_naive
 from .registry import register_model
@@ -57,6 +61,11 @@ class PixelRNNConfig:
     grad_clip: float = param(1.0, low=0.0, high=1e6, help="max gradient norm (0: off)")
     ema_decay: float = param(0.995, low=0.0, high=1.0)
     dropout: float = param(0.1, low=0.0, high=0.9, help="dropout after each layer in training")
+    # Unlabelled images (``fit --unlabeled``) are trained with a learned "no label" embedding.
+    unlabeled_weight: float = param(1.0, low=0.0, high=100.0,
+                                    help="weight of the unlabelled images' NLL beside the labelled one")
+    label_dropout: float = param(0.0, low=0.0, high=0.9,
+                                 help="share of labelled images trained with the no-label embedding instead")
 
 
 def _groups(units: int, channels: int) -> torch.Tensor:
@@ -91,13 +100,14 @@ class RowLSTM(nn.Module):
     def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.w_in * self.mask, self.w_ss
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """``x [N, H, W, hidden]`` (channels last) -> ``x + h``, same shape."""
+    def forward(self, x: torch.Tensor, label_gates: torch.Tensor) -> torch.Tensor:
+        """``x [N, H, W, hidden]`` (channels last), ``label_gates [N, 4 * hidden]`` (the label's
+        embedding, or the trainer's "no label" vector) -> ``x + h``, same shape."""
         w_in, w_ss = self.weights()
         k = w_in.shape[-1]
         # Input-to-state for every row at once (as im2col + matmul: the same dot products the
         # cached sampler takes per pixel); then the recurrence runs over the rows.
-        bemb = self.bias + self.embed(labels)
+        bemb = self.bias + label_gates
         windows = F.pad(x, (0, 0, k - 1, 0)).unfold(2, k, 1)  # [N, H, W, hidden, k]
         in2s = F.linear(windows.flatten(3), w_in.flatten(1)) + bemb[:, None, None, :]
         n, height, width, hidden = x.shape
@@ -159,18 +169,27 @@ class PixelRNNGenerator(ConditionalGenerator):
         w1, b1, w2, b2 = weights
         return F.linear(torch.relu(F.linear(torch.relu(x), w1, b1)), w2, b2)
 
-    def logits(self, images: torch.Tensor, labels: torch.Tensor, dropout=None) -> torch.Tensor:
+    def label_embeddings(self, labels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """What the labels add: to the first convolution ``[N, hidden]``, to each layer's gates
+        ``[N, 4 * hidden]``."""
+        return self.embed_in(labels), [layer.embed(labels) for layer in self.rnn]
+
+    def logits(self, images: torch.Tensor, labels: torch.Tensor, dropout=None,
+               conditioning: tuple[torch.Tensor, list[torch.Tensor]] | None = None) -> torch.Tensor:
         """Logits ``[N, C, levels, H, W]`` of every sub-pixel given the ones before it (one pass).
 
-        ``dropout``: training only, a function applied to the features after each layer."""
+        ``dropout``: training only, a function applied to the features after each layer.
+        ``conditioning``: training only, vectors shaped like :meth:`label_embeddings` used instead
+        of the labels' (the trainer's "no label" rows for unlabelled images)."""
         n, channels, height, width = images.shape
+        label_in, label_gates = self.label_embeddings(labels) if conditioning is None else conditioning
         w0, b0 = self.input_conv_weight()
         x = F.pad(images * 2 - 1, (self.pad, self.pad, self.pad, 0))
         windows = x.unfold(2, self.pad + 1, 1).unfold(3, w0.shape[-1], 1)  # [N, C, H, W, p+1, k]
         windows = windows.permute(0, 2, 3, 1, 4, 5).flatten(3)
-        x = F.linear(windows, w0.flatten(1)) + (b0 + self.embed_in(labels))[:, None, None, :]
-        for layer in self.rnn:
-            x = layer(x, labels)  # [N, H, W, hidden]
+        x = F.linear(windows, w0.flatten(1)) + (b0 + label_in)[:, None, None, :]
+        for layer, gates in zip(self.rnn, label_gates):
+            x = layer(x, gates)  # [N, H, W, hidden]
             if dropout is not None:
                 x = dropout(x)
         out = self.head(x, self.head_weights())  # [N, H, W, C * levels]
@@ -195,30 +214,67 @@ class PixelRNNGenerator(ConditionalGenerator):
             return fns[method](self, noise, labels)
 
 
+class NoLabelEmbedding(nn.Module):
+    """The "no label" row that the generator's embeddings lack: ``input [hidden]`` for the first
+    convolution, ``gates [layers, 4 * hidden]`` for the Row LSTM layers, drawn like an embedding
+    row. It lives in the trainer: the generator's state dict (``generator.safetensors``, ONNX)
+    keeps its shape, and sampling, always conditional, never uses it."""
+
+    def __init__(self, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(hidden))
+        self.gates = nn.Parameter(torch.randn(layers, 4 * hidden))
+
+
 @register_model("pixelrnn", config=PixelRNNConfig, generator=PixelRNNGenerator,
                 description="class-conditional PixelRNN (Row LSTM), discrete softmax, cached sampling")
 class PixelRNNTrainer(GeneratorTrainer):
-    """Maximum likelihood: cross-entropy of every sub-pixel's level, reported in bits/dim."""
+    """Maximum likelihood: cross-entropy of every sub-pixel's level, reported in bits/dim.
+
+    Unlabelled images (label dropout, as in classifier-free guidance) go through the same network
+    with the "no label" embedding (:class:`NoLabelEmbedding`) in place of a label's, so the
+    shared weights learn from every image; ``label_dropout`` also trains some labelled images
+    that way. The loss is ``NLL(labelled) + unlabeled_weight * NLL(unlabelled)``, each a mean
+    per sub-pixel."""
 
     default_holdout = 0.1
+    uses_unlabeled = True
 
     def __init__(self, config: PixelRNNConfig, image_shape, num_classes: int) -> None:
         super().__init__(config, image_shape, num_classes)
         self.generator = PixelRNNGenerator(config, image_shape, num_classes)
         self.init_ema()
-        self._opts = {"g": torch.optim.Adam(self.generator.parameters(), lr=config.lr)}
+        # Built last, so the generator starts from the same seed-drawn weights as before.
+        self.no_label = NoLabelEmbedding(config.hidden, config.layers)
+        keep_missing_on_load(self.no_label)
+        opt = torch.optim.Adam(self.generator.parameters(), lr=config.lr)
+        opt.add_param_group({"params": list(self.no_label.parameters())})
+        accept_fewer_param_groups(opt)
+        self._opts = {"g": opt}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._opts
 
     @staticmethod
-    def nll_nats(g: PixelRNNGenerator, images: torch.Tensor, labels: torch.Tensor, dropout=None) -> torch.Tensor:
-        """Mean negative log-likelihood per sub-pixel, in nats."""
+    def nll_nats(g: PixelRNNGenerator, images: torch.Tensor, labels: torch.Tensor, dropout=None,
+                 conditioning=None, per_image: bool = False) -> torch.Tensor:
+        """Mean negative log-likelihood per sub-pixel, in nats: over the batch, or ``[N]`` one per
+        image with ``per_image``. ``conditioning``: see :meth:`PixelRNNGenerator.logits`."""
         target = g.quantise(images)
-        logits = g.logits(target.float() / (g.levels - 1), labels, dropout)
+        logits = g.logits(target.float() / (g.levels - 1), labels, dropout, conditioning)
+        if per_image:
+            return F.cross_entropy(logits.transpose(1, 2), target, reduction="none").flatten(1).mean(1)
         return F.cross_entropy(logits.transpose(1, 2), target)  # classes on dim 1
 
-    def training_step(self, images, labels, rng, step):
+    def conditioning(self, labels: torch.Tensor, no_label: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The generator's label embeddings, with the "no label" vectors on rows where
+        ``no_label[N]`` (bool) is set."""
+        label_in, label_gates = self.generator.label_embeddings(labels)
+        rows = no_label[:, None]
+        return (torch.where(rows, self.no_label.input, label_in),
+                [torch.where(rows, v, e) for v, e in zip(self.no_label.gates, label_gates)])
+
+    def training_step(self, images, labels, rng, step, unlabeled=None):
         self.generator.train()
         p = self.config.dropout
 
@@ -227,16 +283,45 @@ class PixelRNNTrainer(GeneratorTrainer):
             keep = torch.rand(x.shape, generator=rng, device=rng.device).to(x.device) >= p
             return x * keep / (1 - p)
 
-        loss = self.nll_nats(self.generator, images, labels, dropout if p > 0 else None)
+        drop = dropout if p > 0 else None
+        params = list(self.generator.parameters())
+        if unlabeled is None and self.config.label_dropout == 0:
+            loss = self.nll_nats(self.generator, images, labels, drop)
+            logs = {"bits_per_dim": loss.item() / math.log(2)}
+        else:
+            loss, logs = self._loss_with_no_label(images, labels, unlabeled, rng, drop)
+            params += list(self.no_label.parameters())
         opt = self._opts["g"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.generator.parameters(), self.config.grad_clip)
+            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         opt.step()
         self.update_ema(step, self.config.ema_decay)
-        nats = loss.item()
-        return {"loss": nats, "bits_per_dim": nats / math.log(2)}
+        return {"loss": loss.item(), **logs}
+
+    def _loss_with_no_label(self, images, labels, unlabeled, rng, dropout):
+        """``NLL(labelled) + unlabeled_weight * NLL(unlabelled)`` in one pass over both batches,
+        unlabelled images (and a ``label_dropout`` share of labelled ones) with the "no label"
+        embedding; and the terms to log in bits/dim."""
+        n = images.shape[0]
+        no_label = torch.zeros(n, dtype=torch.bool, device=images.device)
+        if self.config.label_dropout > 0:
+            draw = torch.rand(n, generator=rng, device=rng.device).to(images.device)
+            no_label = draw < self.config.label_dropout
+        if unlabeled is not None:
+            images = torch.cat([images, unlabeled])
+            labels = torch.cat([labels, labels.new_zeros(unlabeled.shape[0])])  # unused: no_label rows
+            no_label = torch.cat([no_label, no_label.new_ones(unlabeled.shape[0])])
+        nats = self.nll_nats(self.generator, images, labels, dropout, self.conditioning(labels, no_label),
+                             per_image=True)
+        labelled = nats[:n].mean()
+        logs = {"bits_per_dim": labelled.item() / math.log(2)}
+        if unlabeled is None:
+            return labelled, logs
+        unlabelled = nats[n:].mean()
+        logs["unlabeled_bits_per_dim"] = unlabelled.item() / math.log(2)
+        return labelled + self.config.unlabeled_weight * unlabelled, logs
 
     @torch.no_grad()
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
