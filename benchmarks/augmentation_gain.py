@@ -61,14 +61,14 @@ def _f(value, spec: str) -> str:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| model | digits:train used | CAS / real | FID (held-out real) | precision | recall | near-copies | "
-             "real + classical aug. | recommendation |", "|---|---|---|---|---|---|---|---|---|"]
+             "real + classical aug. | recommendation | warnings |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         base = r["baseline_accuracy"]
         lines.append(f"| {r['model']} | {r['fraction']:.0%} ({r['train_size']}) | {_f(r['cas_ratio'], '.3f')} | "
                      f"{_f(r['fid'], '.2f')} ({_f(r['heldout_fid'], '.2f')}) | {_f(r['precision'], '.1%')} | "
                      f"{_f(r['recall'], '.1%')} | {_f(r['near_copy_share'], '.1%')} | "
                      f"{base['mean']:.1%} ± {_f(base['ci95'], '.1%')} | "
-                     f"{r['recommendation']['text']} |")
+                     f"{r['recommendation']['text']} | {'; '.join(r['recommendation']['warnings']) or '–'} |")
     return "\n".join(lines) + "\n"
 
 
