@@ -348,7 +348,7 @@ def test_bad_input_is_one_line_and_the_existing_report_survives(digits_run, tmp_
              "npz_few": _npz(tmp_path / "few.npz", per_class=8), "onnx": _onnx_extractor(tmp_path / "fx.onnx")}
     out = tmp_path / "report"
     out.mkdir()
-    (out / "report.json").write_text('{"earlier": true}\n')
+    (out / "report.json").write_text('{\n  "synthaug_eval_format": 1,\n  "earlier": true\n}\n')  # an earlier report
     before = snapshot(out)
     own = [a.format(**paths) for a in extra]
     defaults = [x for key, value in CLI_DEFAULTS.items() if key not in own for x in (key, value)]
