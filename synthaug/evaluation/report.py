@@ -219,30 +219,15 @@ def figures(results: dict[str, Any], images: dict[str, Any]) -> list[tuple[str, 
     out.append(("Real and generated images, one row per class", _png_uri(fig)))
 
     fractions = results["gain"]["fractions"]
-    fig, ax = subplots(figsize=(5, 3.2))
-    for entry in fractions:
-        doses = [arm["dose"] for arm in entry["arms"]]
-        means = [arm["accuracy"]["mean"] * 100 for arm in entry["arms"]]
-        errs = [(arm["accuracy"]["ci95"] or 0) * 100 for arm in entry["arms"]]
-        ax.errorbar(doses, means, yerr=errs, marker="o", capsize=3, label=f"{entry['fraction']:.0%} of data")
-    ax.set_xlabel("dose (share of each batch synthetic)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Accuracy vs dose (95% intervals)")
-    ax.legend()
-    out.append(("Test accuracy against the synthetic dose, mean and 95% interval over seeds", _png_uri(fig)))
-
+    by_fraction = [(f"{entry['fraction']:.0%} of data", [arm["dose"] for arm in entry["arms"]], entry["arms"])
+                   for entry in fractions]
+    out.append(("Test accuracy against the synthetic dose, mean and 95% interval over seeds",
+                _accuracy_plot(subplots, by_fraction, "dose (share of each batch synthetic)", "Accuracy vs dose")))
     if len(fractions) > 1:
-        fig, ax = subplots(figsize=(5, 3.2))
-        for i, dose in enumerate(arm["dose"] for arm in fractions[0]["arms"]):
-            xs = [entry["fraction"] * 100 for entry in fractions]
-            means = [entry["arms"][i]["accuracy"]["mean"] * 100 for entry in fractions]
-            errs = [(entry["arms"][i]["accuracy"]["ci95"] or 0) * 100 for entry in fractions]
-            ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=f"dose {dose:g}")
-        ax.set_xlabel("share of the training data (%)")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title("Accuracy vs data fraction (95% intervals)")
-        ax.legend()
-        out.append(("Test accuracy against the share of real training data, per dose", _png_uri(fig)))
+        by_dose = [(f"dose {arm['dose']:g}", [entry["fraction"] * 100 for entry in fractions],
+                    [entry["arms"][i] for entry in fractions]) for i, arm in enumerate(fractions[0]["arms"])]
+        out.append(("Test accuracy against the share of real training data, per dose",
+                    _accuracy_plot(subplots, by_dose, "share of the training data (%)", "Accuracy vs data fraction")))
 
     headline = max(fractions, key=lambda e: e["fraction"])
     treated = [arm for arm in headline["arms"] if arm["dose"] > 0]
@@ -290,6 +275,20 @@ def figures(results: dict[str, Any], images: dict[str, Any]) -> list[tuple[str, 
         out.append(("The generated samples closest to a training image (top) and that image (bottom); "
                     "titles: distance relative to held-out real images", _png_uri(fig)))
     return out
+
+
+def _accuracy_plot(subplots, series, xlabel: str, title: str) -> str:
+    """One error-bar line per ``(label, xs, arms)``: each arm's mean accuracy and 95% interval."""
+    fig, ax = subplots(figsize=(5, 3.2))
+    for label, xs, arms in series:
+        means = [arm["accuracy"]["mean"] * 100 for arm in arms]
+        errs = [(arm["accuracy"]["ci95"] or 0) * 100 for arm in arms]
+        ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{title} (95% intervals)")
+    ax.legend()
+    return _png_uri(fig)
 
 
 # --------------------------------------------------------------------------- HTML
