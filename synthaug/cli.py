@@ -40,12 +40,15 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
               force=args.force, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
               holdout=args.holdout,
               progress=not args.no_progress, device=args.device, eval_every=args.eval_every, keep=args.keep,
-              unlabeled=args.unlabeled)
+              unlabeled=args.unlabeled,
+              **({} if args.pseudo_labels == "default" else {"pseudo_labels": args.pseudo_labels}))
     card = run.card
+    pseudo = card.training.get("pseudo_labels")
     kept = {"kept_step": card.training["kept_step"]} if "kept_step" in card.training else {}
     return {"run": str(run.path), "model": card.family, "steps": card.training["steps"],
             "seconds": card.training["seconds"], "image_shape": card.image_shape,
             "num_classes": card.num_classes, "unlabeled_size": card.dataset.get("unlabeled_size", 0),
+            **({"pseudo_labelled": pseudo["labelled"]} if pseudo else {}),
             "metrics": card.metrics, **kept,
             "peak_rss_mb": round(peak_memory_mb(), 1)}
 
@@ -187,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a model hyper-parameter (repeatable); VALUE is JSON or text")
     p.add_argument("--unlabeled", metavar="PATH", help="more images without labels (a folder, flat or nested, or an "
                    ".npz with 'images'): every family learns from them too")
+    p.add_argument("--pseudo-labels", type=_threshold, default="default", metavar="CONFIDENCE",
+                   help="with --unlabeled: unlabelled images a classifier trained on the labels predicts at least "
+                   "this surely join the labelled set with that class (default 0.9; 0 or off: none); the card "
+                   "and stderr say how many got which class")
     p.add_argument("--skip-bad-files", action="store_true", help="skip unreadable files instead of failing")
     p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     p.add_argument("--force", action="store_true", help="replace an existing RUN; deletes only what fit wrote "
@@ -233,8 +240,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _threshold(text: str) -> float | None:
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a confidence in [0, 1] or off, got {text!r}") from None
+
+
+class _LogFormat(logging.Formatter):
+    """``synthaug: warning: ...`` for warnings, ``synthaug: ...`` for what fit reports (pseudo-labels)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        kind = "warning: " if record.levelno >= logging.WARNING else ""
+        return f"synthaug: {kind}{record.getMessage()}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="synthaug: warning: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormat())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -39,6 +39,7 @@ from ..progress import progress_bar
 from ..run import Run
 from ..runtime import draw_noise
 from ..weights import save_generator
+from .pseudo_labels import DEFAULT_THRESHOLD, check_threshold, pseudo_label
 from .rundir import RunDirectory, check_data_outside_run, resolve_run_path
 
 DEFAULT_STEPS = 3000
@@ -48,6 +49,8 @@ DEFAULT_SEED = 0
 CHECKPOINT_FORMAT = 1
 #: Offset of the unlabelled batches' seed from the fit seed: their own stream of permutations.
 UNLABELED_STREAM = 7919
+#: Seed offset of the pseudo-labelling classifier (apart from the networks, batches and grids).
+PSEUDO_LABEL_STREAM = 5
 #: What ``keep`` may say: the generator of the last step, or of the evaluation step with the lowest FID.
 KEEP_CHOICES = ("last", "best")
 
@@ -69,6 +72,9 @@ class FitSettings:
     eval_every: int = 0  # 0: no quality metrics during training
     keep: str = "last"
     unlabeled_fingerprint: str | None = None  # fit --unlabeled
+    # fit --pseudo-labels: the confidence an unlabelled image's predicted class needs to join the
+    # labelled set; None (old checkpoints, or off): every unlabelled image stays unlabelled.
+    pseudo_label_threshold: float | None = None
 
 
 def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: dict[str, Any] | None = None,
@@ -77,7 +83,7 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         skip_bad_files: bool = False, resume: bool = False, force: bool = False, sample_every: int = 500,
         checkpoint_every: int = 500, holdout: float | None = None, progress: bool = True,
         device: str | None = None, eval_every: int | None = None, keep: str | None = None,
-        unlabeled: Any = None) -> Run:
+        unlabeled: Any = None, pseudo_labels: float | None = DEFAULT_THRESHOLD) -> Run:
     """Fit a class-conditional generator on ``data`` and write a run directory to ``out``.
 
     Args:
@@ -110,6 +116,11 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             ignored), converted to the labelled set's channels and size. Every family learns from
             them (see its ``training_step``); the card records how many. It may not overlap the
             labelled folder, and ``resume`` needs the same images.
+        pseudo_labels: with ``unlabeled``, first train a small classifier on the labelled images
+            and give every unlabelled image it predicts with probability ``>= pseudo_labels`` that
+            class (default 0.9; ``None`` or 0: off). The generator's class term then learns from
+            them too; the card's ``training["pseudo_labels"]`` says how many got which class and
+            how confidently (see :mod:`synthaug.train.pseudo_labels`).
 
     Example:
         >>> import tempfile
@@ -124,6 +135,7 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
     if keep == "best" and eval_every is None and not resume:  # a resumed run has its own, checked below
         raise SynthaugError("--keep best needs --eval-every N (it keeps the evaluation step with the lowest FID), "
                             "got no --eval-every")
+    pseudo_labels = check_threshold(pseudo_labels)
     if holdout is not None and not 0.0 <= holdout < 1.0:
         raise SynthaugError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
     if steps is not None and epochs is not None:
@@ -162,6 +174,7 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         unlabeled_fingerprint = extra.fingerprint() if extra is not None else None
         if checkpoint is None:
             settings.unlabeled_fingerprint = unlabeled_fingerprint
+            settings.pseudo_label_threshold = pseudo_labels if extra is not None else None
         elif settings.unlabeled_fingerprint != unlabeled_fingerprint:
             raise SynthaugError(f"cannot resume {out}: expected the unlabelled data it was fitted with "
                                 f"({settings.unlabeled_fingerprint or 'none'}), got {unlabeled_fingerprint or 'none'}")
@@ -265,7 +278,8 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 _SETTING_TYPES = {"model": str, "config": dict, "batch_size": int, "seed": int, "image_size": int,
-                  "channels": int, "data_fingerprint": str, "holdout": (int, float), "eval_every": int, "keep": str}
+                  "channels": int, "data_fingerprint": str, "holdout": (int, float), "eval_every": int, "keep": str,
+                  "pseudo_label_threshold": (float, type(None))}
 
 
 def _settings_from_checkpoint(state: dict[str, Any], path: Path) -> FitSettings:
@@ -329,9 +343,12 @@ class _Loop:
         self.train_idx = train_idx
         self.images = data.as_float()[train_idx].to(self.device)
         self.labels = data.labels[train_idx].to(self.device)
+        self.pseudo: dict[str, Any] | None = None
+        if unlabeled is not None and settings.pseudo_label_threshold:
+            unlabeled = self._add_pseudo_labelled(unlabeled)
         self.test_images = data.as_float()[test_idx].to(self.device)
         self.test_labels = data.labels[test_idx].to(self.device)
-        n = len(train_idx)
+        n = len(self.labels)
         self.num_train = n
         self.trainer.prepare(n)
         self.metrics: dict[str, float] = {}
@@ -359,6 +376,23 @@ class _Loop:
         self.quality: dict[str, float | None] = {}  # the latest evaluation's metrics
         self.kept: _Kept | None = None
         self._features_to_write = None  # a feature network not yet on disk: written with the next checkpoint
+
+    def _add_pseudo_labelled(self, pool: UnlabeledImages) -> UnlabeledImages | None:
+        """Move the pool's confidently classified images into the labelled training set; return
+        the rest (``None`` when none is left)."""
+        found = pseudo_label(self.data.subset(self.train_idx), pool, self.settings.pseudo_label_threshold,
+                             self.settings.seed + PSEUDO_LABEL_STREAM)
+        self.pseudo = found.summary(list(self.data.class_names), len(pool))
+        log.info("pseudo-labelled %d of %d unlabelled image(s) at confidence >= %g: %s", len(found.indices),
+                 len(pool), found.threshold, ", ".join(f"{k} {v}" for k, v in self.pseudo["per_class"].items()))
+        images = pool.as_float()[found.indices].to(self.device)
+        self.images = torch.cat([self.images, images])
+        self.labels = torch.cat([self.labels, found.labels.to(self.device, self.labels.dtype)])
+        rest = torch.ones(len(pool), dtype=torch.bool)
+        rest[found.indices] = False
+        if not rest.any():
+            return None
+        return UnlabeledImages(pool.images[rest], pool.name, pool.pixel_max, pool.converted)
 
     def prepare_quality(self, cached: Path | None) -> None:
         """Train (or read from ``cached``) the feature network of the quality metrics and fix
@@ -460,6 +494,7 @@ class _Loop:
             training={"steps": self.step, "seed": s.seed, "batch_size": self.batch_size,
                       "seconds": round(self.elapsed, 1), "train_size": self.num_train,
                       "holdout_size": len(self.test_labels), "holdout_per_class": self.holdout_per_class,
+                      **({"pseudo_labels": self.pseudo} if self.pseudo is not None else {}),
                       **self._quality_provenance()},
             metrics=dict(self.kept.metrics) if self.kept is not None else {**self.metrics, **self.quality},
             synthaug_version=__version__,
