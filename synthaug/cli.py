@@ -41,7 +41,7 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
               holdout=args.holdout,
               progress=not args.no_progress, device=args.device, eval_every=args.eval_every, keep=args.keep,
               unlabeled=args.unlabeled,
-              **({} if args.pseudo_labels == "default" else {"pseudo_labels": args.pseudo_labels}))
+              **({} if args.pseudo_labels is _FIT_DEFAULT else {"pseudo_labels": args.pseudo_labels}))
     card = run.card
     pseudo = card.training.get("pseudo_labels")
     kept = {"kept_step": card.training["kept_step"]} if "kept_step" in card.training else {}
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a model hyper-parameter (repeatable); VALUE is JSON or text")
     p.add_argument("--unlabeled", metavar="PATH", help="more images without labels (a folder, flat or nested, or an "
                    ".npz with 'images'): every family learns from them too")
-    p.add_argument("--pseudo-labels", type=_threshold, default="default", metavar="CONFIDENCE",
+    p.add_argument("--pseudo-labels", type=_threshold, default=_FIT_DEFAULT, metavar="CONFIDENCE",
                    help="with --unlabeled: unlabelled images a classifier trained on the labels predicts at least "
                    "this surely join the labelled set with that class (default 0.9; 0 or off: none); the card "
                    "and stderr say how many got which class")
@@ -240,13 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _threshold(text: str) -> float | None:
+#: argparse default meaning "fit's own default" (argparse would run a string default through ``type``).
+_FIT_DEFAULT = object()
+
+
+def _threshold(text: str) -> float | str | None:
+    """A number, ``None`` for off, or the text itself: fit refuses it in one line (argparse's own
+    error would print the whole usage)."""
     if text.strip().lower() in ("off", "none"):
         return None
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a confidence in [0, 1] or off, got {text!r}") from None
+        return text
 
 
 class _LogFormat(logging.Formatter):

@@ -160,8 +160,7 @@ def test_onnx_sampler_pool_in_persistent_spawned_workers(tiny_generator, tmp_pat
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"ratio": 0}, "ratio: expected a number in (0, 100]"),
-    ({"ratio": 0.5, "per_class": 2}, "exactly one of ratio, per_class or balance"),
-    ({}, "exactly one of ratio, per_class or balance"),
+    ({"ratio": 0.5, "per_class": 2}, "at most one of ratio, per_class or balance"),
     ({"per_class": -1}, "per_class: expected a non-negative integer"),
     ({"ratio": 1.0, "classes": [7]}, "class name or index 0..2"),
     ({"ratio": 1.0, "format": "jpeg"}, "format: expected auto or one of"),

@@ -46,6 +46,36 @@ def test_albumentations_pipeline(tmp_path):
     assert Image.open(tmp_path / "p.png").size[0] > Image.open(tmp_path / "p.png").size[1]  # 2 rows of 20
 
 
+# The recipe examples fit on first use: the fastest family, a few steps, a cache of their own.
+SHORT_RECIPE = ["--model", "gan", "--gen-steps", "20", "--clf-steps", "12"]
+
+
+def test_few_labels(tmp_path):
+    from synthaug.augment.dataset import DEFAULT_RATIO
+
+    out = run_example("few_labels.py", "--per-class", "3", *SHORT_RECIPE, "--cache-dir", str(tmp_path))
+    assert out["labelled_images"] == 30 and out["unlabelled_images"] == 1347 - 30
+    assert out["synthetic_images"] == round(DEFAULT_RATIO * 30)
+    assert 0 < out["real_only_accuracy"] <= 1 and 0 < out["with_synthetic_accuracy"] <= 1
+    cards = list(tmp_path.glob("fits/*/card.json"))
+    assert len(cards) == 1  # fitted once, into the cache it was given
+    card = json.loads(cards[0].read_text())
+    assert card["dataset"]["unlabeled_size"] == 1347 - 30 and card["training"]["steps"] == 20
+    assert card["training"]["pseudo_labels"]["pool"] == 1347 - 30
+    again = run_example("few_labels.py", "--per-class", "3", *SHORT_RECIPE, "--cache-dir", str(tmp_path))
+    assert again == out and list(tmp_path.glob("fits/*/card.json")) == cards  # reused: same numbers, no new fit
+
+
+def test_long_tail(tmp_path):
+    out = run_example("long_tail.py", "--rare", "8,9", "--keep", "0.1", *SHORT_RECIPE, "--cache-dir", str(tmp_path))
+    counts, added = out["class_counts"], out["synthetic_per_class"]
+    assert counts[8] == 13 and counts[9] == 14 and counts[:8] == [133, 136, 133, 137, 136, 136, 136, 134]
+    assert [c + a for c, a in zip(counts, added)] == [max(counts)] * 10  # every class topped up to the largest
+    for arm in ("real_only", "balanced"):
+        assert all(0 <= out[arm][k] <= 1 for k in ("accuracy", "balanced_accuracy", "rare_accuracy"))
+
+
 def test_every_example_has_a_test():
-    tested = {"quickstart.py", "wrap_dataset.py", "batch_mix.py", "albumentations_pipeline.py"}
+    tested = {"quickstart.py", "wrap_dataset.py", "batch_mix.py", "albumentations_pipeline.py", "few_labels.py",
+              "long_tail.py"}
     assert {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")} == tested

@@ -33,7 +33,7 @@ def test_every_family_learns_from_unlabeled_images(family, few_and_pool, tmp_pat
     """A family that ignored ``unlabeled`` would refuse it, log no unlabelled term, or end with the
     same weights as without them."""
     few, pool = few_and_pool
-    run = _fit(few, tmp_path / "with", family, unlabeled=pool)
+    run = _fit(few, tmp_path / "with", family, unlabeled=pool, pseudo_labels=None)  # the family term alone
     plain = _fit(few, tmp_path / "without", family)
     assert run.card.dataset["unlabeled_size"] == len(pool) and plain.card.dataset["unlabeled_size"] == 0
     assert run.card.dataset["size"] == len(few)
@@ -61,7 +61,7 @@ def test_unlabeled_images_are_converted_to_the_labelled_shape(few_and_pool, tmp_
     rng = np.random.default_rng(0)
     path = tmp_path / "pool.npz"
     np.savez(path, images=rng.integers(0, 256, (20, 16, 16, 3), dtype=np.uint8))  # RGB 16x16, no labels
-    run = _fit(few, tmp_path / "run", "gan", unlabeled=path)
+    run = _fit(few, tmp_path / "run", "gan", unlabeled=path, pseudo_labels=None)
     assert run.card.dataset["unlabeled_size"] == 20 and run.card.image_shape == [1, 8, 8]
     assert "converted 20 of 20 unlabelled image(s) to the labelled set's 1x8x8" in caplog.text
 

@@ -14,14 +14,22 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..data.sources import dataset_item, dataset_length
 from ..errors import SynthaugError
+from ..models.registry import list_models
+from ..runtime.load import load
 from ..runtime.sampler import Sampler
 from .formats import FORMATS, ItemFormat, LabelFormat
+
+
+#: The synthetic share when none of ratio, per_class or balance is given: synthetic items per
+#: real item. Recommended dose: benchmarks/usefulness.py.
+DEFAULT_RATIO = 1.0
 
 
 def derived_seed(seed: int, *parts: Any) -> int:
@@ -65,9 +73,29 @@ class SyntheticDataset(Dataset):
     Args:
         real: map-style dataset of ``(image, label)``; images as HWC/HW numpy arrays, CHW
             tensors or PIL images (uint8, or float in [0, 1]).
-        sampler: a :class:`~synthaug.Sampler` whose classes are the dataset's.
+        generator: what makes the synthetic images, one of
+
+            - a :class:`~synthaug.Sampler` whose classes are the dataset's;
+            - a path to a run directory, ``.safetensors`` or ``.onnx`` file (:func:`synthaug.load`);
+            - a registered family name (:func:`synthaug.list_models`, e.g. ``"dcgan"``): a generator
+              of that family is fitted on ``real`` (and ``unlabeled``) on first use, with fit's
+              progress bar on stderr, and cached under ``~/.cache/synthaug/fits/`` (or
+              ``$SYNTHAUG_CACHE``, ``$XDG_CACHE_HOME/synthaug``, ``cache_dir``) keyed by the data's
+              fingerprint and the settings; the next run with the same data and settings reuses it
+              (see :mod:`synthaug.augment.cache`). The fit's seed is ``seed``. Its images are resized
+              to the real size where the family fits at another one (``resize`` is implied).
+
+            A string that names an existing file or folder is a path, even if it is also a family
+            name (``generator="./dcgan"`` to mean a folder, when in doubt).
+        sampler: the name this argument had before ``generator`` (give one of the two).
+        unlabeled: more real images without labels for the fitted generator to learn from (see
+            :func:`synthaug.fit`); only with ``generator=<family name>``.
+        fit_steps: training steps of the fitted generator (default: fit's, 3000); only with a family name.
+        cache_dir: the cache folder for a family name's fitted generators (default above).
+        progress: show the progress bar of a fit on first use.
         ratio: synthetic items as a fraction of ``len(real)``, split over the chosen classes in
-            proportion to their real counts.
+            proportion to their real counts. When none of ``ratio``, ``per_class`` and ``balance``
+            is given: ``ratio=DEFAULT_RATIO``.
         per_class: synthetic items per chosen class: one int, or ``{class: count}``.
         classes: which classes get synthetic items (indices or names); default all. Required when
             the real dataset has no ``classes`` attribute and its labels span a different number
@@ -95,9 +123,19 @@ class SyntheticDataset(Dataset):
         >>> ds = SyntheticDataset(real, TorchSampler(g, card), ratio=0.5, return_is_synthetic=True)
         >>> len(ds), ds[12][0].shape, ds[12][0].dtype, ds[12][2]
         (15, (8, 8), dtype('uint8'), True)
+
+    Fitting on first use (minutes at the default 3000 steps, so not run here): a few labelled
+    images plus an unlabelled pool, one line, and the next run finds the generator cached:
+
+    .. code-block:: python
+
+        mixed = SyntheticDataset(train_ds, generator="dcgan", unlabeled=unlabeled_ds)
     """
 
-    def __init__(self, real: Dataset, sampler: Sampler, *, ratio: float | None = None,
+    def __init__(self, real: Dataset, generator: Sampler | str | os.PathLike | None = None, *,
+                 sampler: Sampler | str | os.PathLike | None = None, unlabeled: Any = None,
+                 fit_steps: int | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                 ratio: float | None = None,
                  per_class: int | Mapping[Any, int] | None = None, classes: Sequence[Any] | None = None,
                  balance: bool = False, transform: Callable | None = None, format: str = "auto",
                  pixel_max: int | None = None, resize: bool = False, labels: Sequence[int] | None = None,
@@ -106,11 +144,15 @@ class SyntheticDataset(Dataset):
         self.real, self.transform, self.seed = real, transform, int(seed)
         self.return_is_synthetic = return_is_synthetic
         self.generate_batch = generate_batch
+        first = _first_item(real)
+        self.format = ItemFormat.detect(first[0])
+        sampler, fitted_here = _resolve_generator(
+            real, generator, sampler, {"unlabeled": unlabeled, "fit_steps": fit_steps, "cache_dir": cache_dir},
+            seed=self.seed, progress=progress, channels=self.format.shape_chw[0])
+        resize = resize or fitted_here  # fitted on these images, at the nearest size the family makes
         card = sampler.card
         self.class_names = list(card.class_names)
         self.pixel_max = int(pixel_max or card.pixel_max)
-        first = _first_item(real)
-        self.format = ItemFormat.detect(first[0])
         if format != "auto":
             if format not in FORMATS:
                 raise SynthaugError(f"format: expected auto or one of {', '.join(FORMATS)}, got {format!r}")
@@ -119,7 +161,7 @@ class SyntheticDataset(Dataset):
         self.resize = _check_shapes(tuple(card.image_shape), self.format.shape_chw, resize)
         self.label_format = LabelFormat.detect(first[1])
         self._check_class_names(real)
-        real_labels = _real_labels(real, labels, card.num_classes)
+        real_labels = _real_labels(real, labels, self.class_names)
         if classes is None and not isinstance(per_class, Mapping):
             _check_class_count(real, real_labels, self.class_names)
         self.real_counts = torch.bincount(real_labels, minlength=card.num_classes)
@@ -230,6 +272,44 @@ class SyntheticDataset(Dataset):
         if names is not None and [str(n) for n in names] != self.class_names:
             raise SynthaugError(f"the dataset's classes {_short(names)} differ from the generator's "
                                 f"{_short(self.class_names)}: expected the same classes in the same order")
+
+
+def _resolve_generator(real: Dataset, generator: Any, sampler: Any, fit_options: dict[str, Any], *, seed: int,
+                       progress: bool, channels: int) -> tuple[Sampler, bool]:
+    """The sampler ``generator`` (or its old name ``sampler``) stands for, and whether it was
+    fitted here on ``real`` (a family name)."""
+    if (generator is None) == (sampler is None):
+        got = "both" if generator is not None else "neither"
+        raise SynthaugError(f"expected exactly one of generator= and its old name sampler=, got {got}")
+    given = generator if generator is not None else sampler
+    # An existing path wins over a family name of the same spelling: it is what the user has on disk.
+    if isinstance(given, str) and given in list_models() and not os.path.exists(given):
+        from .cache import cached_sampler  # the only path of this module that trains
+
+        return cached_sampler(real, given, unlabeled=fit_options["unlabeled"], steps=fit_options["fit_steps"],
+                              seed=seed, cache_dir=fit_options["cache_dir"], progress=progress,
+                              channels=channels), True
+    fit_only = [name for name, value in fit_options.items() if value is not None]
+    if fit_only:
+        what = f"the path {os.fspath(given)!r}" if isinstance(given, (str, os.PathLike)) else \
+            f"a ready {type(given).__name__}"
+        verb = "applies" if len(fit_only) == 1 else "apply"
+        raise SynthaugError(f"{', '.join(fit_only)}: {verb} only to a generator fitted on first use, expected "
+                            f"generator=<family name> ({', '.join(list_models())}), got {what}")
+    return _ready_sampler(given), False
+
+
+def _ready_sampler(given: Any) -> Sampler:
+    """A sampler as it is, or the one a run directory, ``.safetensors`` or ``.onnx`` path holds."""
+    if isinstance(given, (str, os.PathLike)):
+        if not os.path.exists(given):
+            raise SynthaugError(f"generator: expected a registered family ({', '.join(list_models())}) or an "
+                                f"existing run directory, .safetensors or .onnx file, got {os.fspath(given)!r}")
+        return load(given)
+    if not (hasattr(given, "card") and callable(getattr(given, "sample", None))):
+        raise SynthaugError(f"generator: expected a Sampler, a path to a run directory, .safetensors or .onnx "
+                            f"file, or a family name, got {type(given).__name__}")
+    return given
 
 
 class SharedPools:
@@ -362,15 +442,17 @@ def _install_fork_hook() -> None:
 
 def synthetic_counts(real_counts: torch.Tensor, ratio: float | None, per_class: int | Mapping | None,
                      classes: Sequence[Any] | None, balance: bool, class_names: Sequence[str]) -> torch.Tensor:
-    """How many synthetic items each class gets; the one place those choices are made."""
+    """How many synthetic items each class gets; the one place those choices are made. At most
+    one of ``ratio``, ``per_class`` and ``balance``; none means ``ratio=DEFAULT_RATIO``."""
     given = [name for name, v in (("ratio", ratio), ("per_class", per_class), ("balance", balance or None))
              if v is not None]
+    if not given:
+        ratio, given = DEFAULT_RATIO, ["ratio"]
     if len(given) != 1:
-        raise SynthaugError(f"expected exactly one of ratio, per_class or balance=True, got "
-                            f"{', '.join(given) or 'none'}")
+        raise SynthaugError(f"expected at most one of ratio, per_class or balance=True, got {', '.join(given)}")
     k = len(real_counts)
     chosen = torch.zeros(k, dtype=torch.bool)
-    chosen[[_class_index(c, class_names) for c in classes] if classes is not None else slice(None)] = True
+    chosen[[_class_index(c, class_names, "classes") for c in classes] if classes is not None else slice(None)] = True
     counts = torch.zeros(k, dtype=torch.int64)
     if ratio is not None:
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 100:
@@ -386,7 +468,7 @@ def synthetic_counts(real_counts: torch.Tensor, ratio: float | None, per_class: 
     elif per_class is not None:
         if isinstance(per_class, Mapping):
             for c, n in per_class.items():
-                counts[_class_index(c, class_names)] = _count(n, f"per_class[{c!r}]")
+                counts[_class_index(c, class_names, "per_class")] = _count(n, f"per_class[{c!r}]")
             counts *= chosen if classes is not None else 1
         else:
             counts[chosen] = _count(per_class, "per_class")
@@ -401,13 +483,14 @@ def _count(n: Any, what: str) -> int:
     return n
 
 
-def _class_index(c: Any, class_names: Sequence[str]) -> int:
+def _class_index(c: Any, class_names: Sequence[str], what: str) -> int:
+    """The generator's index of class ``c`` (a name or an index) that argument ``what`` names."""
     if isinstance(c, str) and c in class_names:
         return list(class_names).index(c)
-    if isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(class_names):
-        return c
-    raise SynthaugError(f"expected a class name or index 0..{len(class_names) - 1} of the generator's "
-                        f"classes ({_short(class_names)}), got {c!r}")
+    if isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)) and 0 <= c < len(class_names):
+        return int(c)
+    raise SynthaugError(f"{what}: expected a class name or index 0..{len(class_names) - 1} of the generator's "
+                        f"classes {_short(class_names)}, got {c!r}")
 
 
 def _first_item(real: Dataset) -> tuple[Any, int]:
@@ -415,21 +498,46 @@ def _first_item(real: Dataset) -> tuple[Any, int]:
     return dataset_item(real, 0)
 
 
-def _real_labels(real: Dataset, labels: Sequence[int] | None, num_classes: int) -> torch.Tensor:
+def _real_labels(real: Dataset, labels: Sequence[int] | None, class_names: Sequence[str]) -> torch.Tensor:
     if labels is None:
         labels = getattr(real, "targets", None)
     if labels is None:
         labels = getattr(real, "labels", None)
     if labels is None:
         labels = [real[i][1] for i in range(len(real))]
-    t = torch.as_tensor([int(y) for y in labels], dtype=torch.int64)
+    k = len(class_names)
+    indices = []
+    for y in labels:
+        index = _whole_number(y)
+        if index is None:
+            raise SynthaugError(f"the real dataset has label {_short_repr(y)}: expected integer class indices "
+                                f"0..{k - 1} of the generator's classes {_short(class_names)}")
+        indices.append(index)
+    t = torch.as_tensor(indices, dtype=torch.int64)
     if len(t) != len(real):
         raise SynthaugError(f"expected one label per real item ({len(real)}), got {len(t)}")
-    bad = t[(t < 0) | (t >= num_classes)]
+    bad = t[(t < 0) | (t >= k)]
     if len(bad):
         raise SynthaugError(f"the real dataset has label {int(bad[0])}, outside the generator's classes "
-                            f"0..{num_classes - 1}")
+                            f"0..{k - 1} {_short(class_names)}")
     return t
+
+
+def _whole_number(y: Any) -> int | None:
+    """A label as an int (a Python or numpy integer, a one-element integer tensor, a float with
+    no fraction); None for anything else (a class name, a fraction, a vector)."""
+    if isinstance(y, (str, bytes)):
+        return None
+    try:
+        value = float(y)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def _short_repr(value: Any, limit: int = 40) -> str:
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _check_class_count(real: Dataset, real_labels: torch.Tensor, class_names: Sequence[str]) -> None:

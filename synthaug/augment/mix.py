@@ -13,6 +13,7 @@ from torch import nn
 from ..errors import SynthaugError
 from ..runtime.sampler import Sampler
 from .dataset import derived_seed
+from .schedule import check_int, shown
 
 
 class SyntheticMix(nn.Module):
@@ -31,6 +32,14 @@ class SyntheticMix(nn.Module):
     When ``round(p * batch)`` is 0 (``p=0``, an empty batch, one row at ``p=0.5``) the batch
     comes back unchanged.
 
+    Dose: ``p`` is a fraction, or a schedule such as ``linear_schedule(0.8, 0.2, steps=5000)``
+    (more synthetic early, less late; any callable ``step -> fraction in [0, 1]`` works). The step
+    is the number of batches the mix has seen: every ``forward`` in training mode (the default;
+    ``mix.eval()`` stops the count) adds one after drawing its batch's rows with ``p(step)``.
+    ``mix.step`` can be set, e.g. when resuming. To weigh the synthetic rows in the loss, pass
+    ``return_mask=True`` and use :func:`~synthaug.synthetic_weight` ``(mask, w)`` (or
+    :func:`~synthaug.soft_synthetic_labels` for label smoothing on those rows only).
+
     Seeds: the draws come from ``seed`` on a single process (and on rank 0). Under
     ``torch.distributed`` each rank folds its rank into the seed, so ranks draw different rows,
     classes and noise instead of the same synthetic samples on every rank; the rank is read
@@ -38,7 +47,8 @@ class SyntheticMix(nn.Module):
 
     Args:
         sampler: the generator's :class:`~synthaug.Sampler`; it should live on the batch's device.
-        p: fraction of rows to replace (``mode="replace"``) or to add (``mode="append"``).
+        p: fraction of rows to replace (``mode="replace"``) or to add (``mode="append"``), or a
+            schedule giving it per step (see Dose above).
         labels: ``"same"`` (a replaced row keeps its class; argmax of soft labels), ``"balanced"``
             (uniform over classes) or a sequence of per-class weights.
         normalize: what the real batch went through: ``(mean, std)`` per channel, or a callable
@@ -58,22 +68,29 @@ class SyntheticMix(nn.Module):
         >>> images, labels, mask = mix(torch.zeros(8, 1, 8, 8), torch.arange(8) % 3)
         >>> images.shape, int(mask.sum()), labels.tolist() == (torch.arange(8) % 3).tolist()
         (torch.Size([8, 1, 8, 8]), 2, True)
+        >>> from synthaug import linear_schedule
+        >>> mix = SyntheticMix(TorchSampler(g, card), p=linear_schedule(0.5, 0.25, steps=2), return_mask=True)
+        >>> [int(mix(torch.zeros(8, 1, 8, 8), torch.arange(8) % 3)[2].sum()) for _ in range(3)], mix.step
+        ([4, 3, 2], 3)
     """
 
-    def __init__(self, sampler: Sampler, p: float = 0.5, labels: str | Sequence[float] = "same",
+    def __init__(self, sampler: Sampler, p: float | Callable[[int], float] = 0.5,
+                 labels: str | Sequence[float] = "same",
                  normalize: tuple[Sequence[float], Sequence[float]] | Callable | None = None,
                  mode: str = "replace", return_mask: bool = False, resize: bool = False, seed: int = 0,
                  pixel_max: int | None = None, rank: int | None = None) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise SynthaugError(f"p: expected a fraction in [0, 1], got {p!r}")
+        if not callable(p) and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0):
+            raise SynthaugError(f"p: expected a fraction in [0, 1] or a schedule (a callable step -> fraction), "
+                                f"got {shown(p)}")
         if mode not in ("replace", "append"):
             raise SynthaugError(f"mode: expected replace or append, got {mode!r}")
-        self.sampler, self.p, self.mode = sampler, float(p), mode
+        self.sampler, self.p, self.mode = sampler, (p if callable(p) else float(p)), mode
+        self.step = 0
         self.return_mask, self.resize, self.seed = return_mask, resize, int(seed)
         card_pixel_max = sampler.card.pixel_max
-        self.pixel_max = _int_at_least(card_pixel_max if pixel_max is None else pixel_max, "pixel_max")
-        self.rank = None if rank is None else _int_at_least(rank, "rank", low=0)
+        self.pixel_max = check_int(card_pixel_max if pixel_max is None else pixel_max, "pixel_max")
+        self.rank = None if rank is None else check_int(rank, "rank", low=0)
         self.num_classes = sampler.card.num_classes
         self.image_shape = tuple(sampler.card.image_shape)
         self.label_mode, weights = _label_mode(labels, self.num_classes)
@@ -90,6 +107,33 @@ class SyntheticMix(nn.Module):
             self.register_buffer("std", std, persistent=False)
         self._generators: dict[torch.device, torch.Generator] = {}
 
+    @property
+    def step(self) -> int:
+        """Batches seen in training mode: the step a schedule ``p`` is evaluated at."""
+        return self._step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self._step = check_int(value, "step", low=0)
+
+    # The step is Python state that changes every batch: read and advanced outside compiled
+    # graphs (torch.compile would otherwise guard on its value and recompile on every batch).
+    @torch.compiler.disable
+    def current_p(self) -> float:
+        """The fraction for the next batch: ``p``, or ``p(step)`` for a schedule (validated)."""
+        if not callable(self.p):
+            return self.p
+        value = self.p(self.step)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+            raise SynthaugError(f"p schedule: expected a fraction in [0, 1] at step {self.step}, "
+                                f"got {shown(value)}")
+        return float(value)
+
+    @torch.compiler.disable
+    def _count_batch(self) -> None:
+        if self.training:
+            self._step += 1
+
     def generator(self, device: torch.device) -> torch.Generator:
         """The seeded generator for ``device`` (one per device, created on first use)."""
         if device not in self._generators:
@@ -102,9 +146,11 @@ class SyntheticMix(nn.Module):
         return self.seed if rank == 0 else derived_seed(self.seed, "rank", rank)
 
     def make_params(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
-        """All random choices for one batch: rows to replace, their classes, the noise generator."""
+        """All random choices for one batch: its fraction ``p``, rows to replace, their classes, the noise
+        generator. In training mode, ``forward`` then counts the batch (see ``step``)."""
         batch = images.shape[0]
-        k = round(self.p * batch)
+        p = self.current_p()
+        k = round(p * batch)
         device = images.device
         g = self.generator(device)
         rows = torch.randperm(batch, generator=g, device=device)[:k] if self.mode == "replace" else None
@@ -123,7 +169,8 @@ class SyntheticMix(nn.Module):
             classes = torch.multinomial(weights, k, replacement=True, generator=g) if k else \
                 torch.empty(0, dtype=torch.int64, device=device)
         # Noise is drawn on the sampler's device (normally the batch's, so the same generator).
-        return {"rows": rows, "classes": classes.to(torch.int64), "noise_generator": self.generator(self.sampler.device)}
+        return {"p": p, "rows": rows, "classes": classes.to(torch.int64),
+                "noise_generator": self.generator(self.sampler.device)}
 
     def synthesize(self, classes: torch.Tensor, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
         """Synthetic images of ``classes``, normalised and cast like the real batch ``like``."""
@@ -140,6 +187,7 @@ class SyntheticMix(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor):
         self._check(images, labels)
         params = self.make_params(images, labels)
+        self._count_batch()
         batch = images.shape[0]
         if params["classes"].shape[0] == 0:  # no synthetic rows: nothing to generate or insert
             mask = torch.zeros(batch, dtype=torch.bool, device=images.device)
@@ -193,13 +241,8 @@ class SyntheticMix(nn.Module):
                                     f"got {low if low < 0 else high}")
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, labels={self.label_mode}, mode={self.mode}, classes={self.num_classes}"
-
-
-def _int_at_least(value: Any, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise SynthaugError(f"{name}: expected an integer >= {low}, got {value!r}")
-    return int(value)
+        dose = f"p={self.p!r}, step={self.step}" if callable(self.p) else f"p={self.p}"
+        return f"{dose}, labels={self.label_mode}, mode={self.mode}, classes={self.num_classes}"
 
 
 def _distributed_rank() -> int:

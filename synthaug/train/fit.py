@@ -344,6 +344,8 @@ class _Loop:
         self.images = data.as_float()[train_idx].to(self.device)
         self.labels = data.labels[train_idx].to(self.device)
         self.pseudo: dict[str, Any] | None = None
+        # The card counts every unlabelled image given, pseudo-labelled ones included.
+        self.num_unlabeled = len(unlabeled) if unlabeled is not None else 0
         if unlabeled is not None and settings.pseudo_label_threshold:
             unlabeled = self._add_pseudo_labelled(unlabeled)
         self.test_images = data.as_float()[test_idx].to(self.device)
@@ -356,9 +358,8 @@ class _Loop:
         self.batches = EpochBatches(n, self.batch_size, settings.seed)
         self.steps_per_epoch = self.batches.steps_per_epoch
         # Unlabelled images: one batch of the labelled batch's size per step, from their own stream.
-        self.num_unlabeled = len(unlabeled) if unlabeled is not None else 0
         self.unlabeled_images = unlabeled.as_float().to(self.device) if unlabeled is not None else None
-        self.unlabeled_batches = EpochBatches(self.num_unlabeled, self.batch_size, settings.seed + UNLABELED_STREAM) \
+        self.unlabeled_batches = EpochBatches(len(unlabeled) if unlabeled is not None else 0, self.batch_size, settings.seed + UNLABELED_STREAM) \
             if unlabeled is not None else None
         self.rng = torch.Generator().manual_seed(settings.seed + 1)
         self.step = 0

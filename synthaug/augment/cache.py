@@ -1,0 +1,198 @@
+"""Fit on first use: a generator fitted on the user's data the first time it is asked for, then reused.
+
+``SyntheticDataset(train_ds, generator="dcgan", unlabeled=pool)`` comes here. The fitted run lives
+in ``<root>/fits/<family>-<key>``: ``root`` is ``cache_dir``, else ``$SYNTHAUG_CACHE``, else
+``$XDG_CACHE_HOME/synthaug``, else ``~/.cache/synthaug``; ``key`` hashes everything that decides
+the fit (family, steps, seed, pseudo-label threshold, the fingerprints of the labelled and the
+unlabelled images, synthaug's version), so other data or settings get another run and the same
+ones find theirs. A run that was killed part-way is continued from its last checkpoint (or
+fitted again when it cannot be), and processes asking for the same run at once (DDP ranks)
+wait for the one fitting it instead of fitting it twice.
+
+This is the one module of ``synthaug.augment`` that trains: ``SyntheticDataset`` imports it only
+when given a family name, so augmenting with a ready generator never loads training code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..card import CardError
+from ..data import ImageData, load_data
+from ..data.unlabeled import check_unlabeled_apart, load_unlabeled
+from ..errors import SynthaugError
+from ..layout import CHECKPOINT_FILE
+from ..models.registry import get_family
+from ..run import Run
+from ..runtime.sampler import Sampler
+from ..train import DEFAULT_STEPS, fit
+from ..train.pseudo_labels import DEFAULT_THRESHOLD, check_threshold
+from ..train.rundir import check_data_outside_run
+
+log = logging.getLogger("synthaug")
+
+#: Sub-folder of the cache root that holds the fitted runs.
+FITS_FOLDER = "fits"
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where fitted generators are cached: ``cache_dir``, else ``$SYNTHAUG_CACHE``, else
+    ``$XDG_CACHE_HOME/synthaug``, else ``~/.cache/synthaug`` (empty variables count as unset)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("SYNTHAUG_CACHE"):
+        return Path(os.environ["SYNTHAUG_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "synthaug"
+    return Path.home() / ".cache" / "synthaug"
+
+
+def fit_directory(data: ImageData, family: str, *, unlabeled_fingerprint: str | None = None,
+                  steps: int | None = None, seed: int = 0, pseudo_labels: float | None = DEFAULT_THRESHOLD,
+                  cache_dir: str | os.PathLike | None = None) -> Path:
+    """The run directory of these settings on ``data``: ``<root>/fits/<family>-<key>``.
+
+    Example:
+        >>> data = load_data("digits:train")
+        >>> a = fit_directory(data, "gan", steps=20, cache_dir="/cache")
+        >>> a.parent, a.name.startswith("gan-"), len(a.name)
+        (PosixPath('/cache/fits'), True, 20)
+        >>> a == fit_directory(data, "gan", steps=20, seed=1, cache_dir="/cache")
+        False
+    """
+    steps = _check_steps(steps)
+    settings = {
+        "family": get_family(family).name,
+        "steps": steps,
+        "seed": _check_seed(seed),
+        # Without unlabelled images fit ignores the threshold: the same fit, the same key.
+        "pseudo_labels": check_threshold(pseudo_labels) if unlabeled_fingerprint is not None else None,
+        "data": data.fingerprint(),
+        "unlabeled": unlabeled_fingerprint,
+        "synthaug": __version__,
+    }
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    key = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return cache_root(cache_dir) / FITS_FOLDER / f"{family}-{key}"
+
+
+def cached_sampler(real: Any, family: str, *, unlabeled: Any = None, steps: int | None = None, seed: int = 0,
+                   cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                   pseudo_labels: float | None = DEFAULT_THRESHOLD, channels: int | None = None) -> Sampler:
+    """A sampler of a ``family`` generator fitted on ``real`` (and ``unlabeled``), fitted now
+    unless an earlier call with the same data and settings cached it.
+
+    Args:
+        real: the labelled images, anything :func:`synthaug.load_data` reads (a map-style
+            Dataset of ``(image, label)``, an ImageData, an image folder, an ``.npz``, ``"digits"``).
+        family: a registered family (:func:`synthaug.list_models`).
+        unlabeled / pseudo_labels: as :func:`synthaug.fit`'s.
+        steps: training steps (default: fit's, 3000).
+        seed: fit's seed.
+        cache_dir: the cache root (default: see :func:`cache_root`).
+        progress: show fit's progress bar (stderr).
+        channels: read the images with this many channels (default: 1 for greyscale data, else 3).
+
+    Example (fits in about a second; a second call finds the run):
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> s = cached_sampler("digits:train", "gan", steps=2, cache_dir=root, progress=False)
+        >>> s.sample([0, 1], seed=0).shape
+        torch.Size([2, 1, 8, 8])
+        >>> t = cached_sampler("digits:train", "gan", steps=2, cache_dir=root, progress=False)
+        >>> bool((s.sample([0, 1], seed=0) == t.sample([0, 1], seed=0)).all())
+        True
+    """
+    spec = get_family(family)  # an unknown family fails here, before any data is read
+    name = spec.name
+    # Read once here: the fingerprint keys the cache, and fit gets these very images.
+    data = load_data(real, channels=channels, supported_sizes=spec.generator_cls.image_sizes)
+    extra = None
+    if unlabeled is not None:
+        check_unlabeled_apart(real, unlabeled)  # fit sees an ImageData and could no longer check
+        extra = load_unlabeled(unlabeled, data.image_shape).fingerprint()
+    steps = _check_steps(steps)
+    directory = fit_directory(data, name, unlabeled_fingerprint=extra, steps=steps, seed=seed,
+                              pseudo_labels=pseudo_labels, cache_dir=cache_dir)
+    check_data_outside_run(directory.resolve(), [real])
+    options = {"model": name, "steps": steps, "seed": seed, "image_size": data.image_shape[1],
+               "channels": data.image_shape[0], "unlabeled": unlabeled, "pseudo_labels": pseudo_labels,
+               "progress": progress}
+    with _exclusive(directory):
+        if _steps_done(directory) == steps:
+            log.info("reusing the generator fitted on first use: %s", directory)
+            return Run(directory).sampler()
+        return _fit(data, directory, options).sampler()
+
+
+def _fit(data: ImageData, directory: Path, options: dict[str, Any]) -> Run:
+    """Continue the unfinished run in ``directory`` (a fit that was killed), else fit it afresh."""
+    if (directory / CHECKPOINT_FILE).is_file():
+        log.info("continuing the generator fit that stopped at step %s of %d: %s", _steps_done(directory),
+                 options["steps"], directory)
+        try:
+            return fit(data, out=directory, resume=True, **options)
+        except SynthaugError as err:  # a damaged checkpoint, or one of another synthaug
+            log.warning("cannot continue the unfinished fit in %s (%s): fitting it again", directory, err)
+    log.info("fitting a %s generator on first use (%d steps), cached in %s", options["model"], options["steps"],
+             directory)
+    # force: a fit killed before its first checkpoint may have left its log or grids behind.
+    return fit(data, out=directory, force=True, **options)
+
+
+def _steps_done(directory: Path) -> int | None:
+    """The steps recorded by the run in ``directory``; None when there is no readable run."""
+    try:
+        return Run(directory).card.training.get("steps")
+    except (SynthaugError, CardError, OSError):
+        return None
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """Hold ``.<name>.lock`` beside ``directory``: one process checks and fits a run at a time,
+    the others wait and then find it fitted. The file stays (removing a lock file others may
+    have opened would let two holders in); the kernel drops the lock if its holder dies."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory.parent / f".{directory.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        raise SynthaugError(f"cannot write to the synthaug cache {directory.parent}: "
+                            f"{err.strerror or errno.errorcode.get(err.errno, err)}; set SYNTHAUG_CACHE or "
+                            f"cache_dir= to a writable folder") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process fitting %s", directory)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _check_steps(steps: Any) -> int:
+    if steps is None:
+        return DEFAULT_STEPS
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise SynthaugError(f"fit_steps: expected a positive integer, got {steps!r}")
+    return steps
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SynthaugError(f"seed: expected an integer, got {seed!r}")
+    return seed
+
+
+__all__ = ["cached_sampler", "cache_root", "fit_directory"]
