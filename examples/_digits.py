@@ -71,3 +71,13 @@ def train_and_test(dataset, test: ImageData, steps: int, seed: int, batch_hook=N
     model = fit_classifier(batches, per_epoch, 1, test.num_classes, epochs=math.ceil(steps / per_epoch),
                            seed=seed, batch_hook=batch_hook)
     return accuracy(model, test.as_float(), test.labels)
+
+
+def add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    """Options of the recipe examples, whose generator is fitted on first use and cached."""
+    parser.add_argument("--model", default="dcgan", help="generator family fitted on first use")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gen-steps", type=int, default=None, help="generator steps (default: fit's)")
+    parser.add_argument("--clf-steps", type=int, default=400, help="classifier steps, the same for both arms")
+    parser.add_argument("--cache-dir", default=None,
+                        help="where fitted generators are kept (default ~/.cache/synthaug)")

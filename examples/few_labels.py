@@ -1,6 +1,6 @@
 """A few labelled images and many unlabelled ones: the two-line recipe against real-only training.
 
-    python examples/few_labels.py [--per-class 10] [--model vae] [--seed 0] [--cache-dir DIR]
+    python examples/few_labels.py [--per-class 10] [--model dcgan] [--seed 0] [--cache-dir DIR]
 
 Takes ``--per-class`` labelled digits of each class from digits:train and treats the rest of
 digits:train as unlabelled. The recipe is one line: ``SyntheticDataset(labelled,
@@ -18,7 +18,7 @@ import argparse
 import json
 
 import torch
-from _digits import Transformed, to_tensor, train_and_test
+from _digits import Transformed, add_recipe_args, to_tensor, train_and_test
 
 from synthaug import SyntheticDataset
 from synthaug.data import load_data
@@ -40,11 +40,7 @@ def few_labels(per_class: int, seed: int):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--per-class", type=int, default=10, help="labelled images per class")
-    p.add_argument("--model", default="vae", help="generator family fitted on first use")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gen-steps", type=int, default=None, help="generator steps (default: fit's)")
-    p.add_argument("--clf-steps", type=int, default=400, help="classifier steps, the same for both")
-    p.add_argument("--cache-dir", default=None, help="where fitted generators are kept (default ~/.cache/synthaug)")
+    add_recipe_args(p)
     args = p.parse_args()
 
     labelled, pool = few_labels(args.per_class, args.seed)

@@ -1,6 +1,6 @@
 """Rare classes: fill them up with synthetic samples (``balance=True``) and compare per class.
 
-    python examples/long_tail.py [--rare 5,6,7,8,9] [--keep 0.1] [--model vae] [--seed 0]
+    python examples/long_tail.py [--rare 5,6,7,8,9] [--keep 0.1] [--model dcgan] [--seed 0]
 
 Cuts the ``--rare`` classes of digits:train to ``--keep`` of their images (the others stay
 whole), fits a generator on the long-tailed set on first use (cached, as in few_labels.py),
@@ -17,7 +17,7 @@ import json
 import math
 
 import torch
-from _digits import Transformed, to_tensor
+from _digits import Transformed, add_recipe_args, to_tensor
 from torch.utils.data import DataLoader
 
 from synthaug import SyntheticDataset
@@ -61,11 +61,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rare", default="5,6,7,8,9", help="classes cut down")
     p.add_argument("--keep", type=float, default=0.1, help="share of each rare class kept")
-    p.add_argument("--model", default="vae", help="generator family fitted on first use")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gen-steps", type=int, default=None, help="generator steps (default: fit's)")
-    p.add_argument("--clf-steps", type=int, default=400, help="classifier steps, the same for both")
-    p.add_argument("--cache-dir", default=None, help="where fitted generators are kept (default ~/.cache/synthaug)")
+    add_recipe_args(p)
     args = p.parse_args()
 
     rare = [int(c) for c in args.rare.split(",")]

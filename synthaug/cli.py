@@ -266,7 +266,8 @@ class _LogFormat(logging.Formatter):
 def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LogFormat())
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("synthaug").setLevel(logging.INFO)  # what fit reports; other libraries: warnings only
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -71,20 +71,6 @@ def test_same_seed_same_pseudo_labels(few_and_pool):
     assert torch.equal(a.confidence, b.confidence)
 
 
-def test_resume_with_pseudo_labels_equals_uninterrupted(few_and_pool, tmp_path):
-    from safetensors.torch import load_file
-
-    few, pool = few_and_pool
-    straight = _fit(few, tmp_path / "straight", unlabeled=pool)
-    synthaug.fit(few, out=tmp_path / "split", model="gan", config=TINY["gan"]["config"], steps=2, batch_size=16,
-                 checkpoint_every=2, progress=False, unlabeled=pool)
-    resumed = synthaug.fit(few, out=tmp_path / "split", resume=True, steps=4, checkpoint_every=2, progress=False,
-                           unlabeled=pool)
-    a, b = load_file(straight.weights_path), load_file(resumed.weights_path)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert resumed.card.training["pseudo_labels"] == straight.card.training["pseudo_labels"]
-
-
 @pytest.mark.parametrize("value", [1.5, -0.1, "high", True])
 def test_bad_threshold_in_the_api(few_and_pool, tmp_path, value):
     few, pool = few_and_pool

@@ -52,6 +52,8 @@ def test_resume_with_unlabeled_equals_uninterrupted(few_and_pool, tmp_path):
                            unlabeled=pool)
     a, b = load_file(straight.weights_path), load_file(resumed.weights_path)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # fit's default pseudo-labels are drawn again on resume: the same images get the same classes.
+    assert resumed.card.training["pseudo_labels"] == straight.card.training["pseudo_labels"]
     with pytest.raises(SynthaugError, match="expected the unlabelled data it was fitted with"):
         synthaug.fit(few, out=tmp_path / "split", resume=True, steps=6, progress=False)
 
