@@ -13,8 +13,7 @@ Example (a deliberately tiny fit; the default is ``steps=3000`` at full width):
 """
 
 from ._version import __version__
-from .augment import (SyntheticDataset, SyntheticMix, cosine_schedule, linear_schedule, soft_synthetic_labels,
-                      synthetic_weight)
+from .augment import (SyntheticDataset, SyntheticMix, cosine_schedule, linear_schedule, synthetic_weight)
 from .card import CardError, GeneratorCard
 from .data import ImageData, load_data
 from .errors import SynthaugError
@@ -26,7 +25,7 @@ from .train import fit
 __all__ = [
     "__version__", "fit", "load", "evaluate", "EvalReport", "Run", "Sampler", "TorchSampler", "OnnxSampler",
     "GeneratorCard", "SyntheticDataset", "SyntheticMix", "FilteredSampler",
-    "synthetic_weight", "soft_synthetic_labels", "linear_schedule", "cosine_schedule",
+    "synthetic_weight", "linear_schedule", "cosine_schedule",
     "list_models", "register_model", "create_model", "load_data", "ImageData", "SynthaugError", "CardError",
 ]
 

@@ -1,4 +1,4 @@
-"""The dose of synthetic data: per-row loss weights, soft labels on synthetic rows, p schedules."""
+"""The dose of synthetic data: per-row loss weights and p schedules."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import synthaug
-from synthaug import (SynthaugError, SyntheticMix, cosine_schedule, linear_schedule, soft_synthetic_labels,
-                      synthetic_weight)
+from synthaug import (SynthaugError, SyntheticMix, cosine_schedule, linear_schedule, synthetic_weight)
 
 K = 3
 
@@ -29,7 +28,7 @@ def batch(size=8, seed=0):
 
 
 def test_new_names_are_exported():
-    for name in ("synthetic_weight", "soft_synthetic_labels", "linear_schedule", "cosine_schedule"):
+    for name in ("synthetic_weight", "linear_schedule", "cosine_schedule"):
         assert name in synthaug.__all__ and name in synthaug.augment.__all__
         assert getattr(synthaug, name) is getattr(synthaug.augment, name)
 
@@ -101,47 +100,6 @@ def test_weighted_loss_one_liner_trains_like_a_per_row_weighted_loss():
 def test_synthetic_weight_bad_input(is_synthetic, w, message):
     with pytest.raises(SynthaugError) as err:
         synthetic_weight(is_synthetic, w)
-    assert message in str(err.value) and "\n" not in str(err.value)
-
-
-# --------------------------------------------------------------------------- soft_synthetic_labels
-
-def test_soft_labels_smooth_synthetic_rows_only():
-    labels, is_syn = torch.tensor([0, 2, 1, 2]), torch.tensor([False, True, False, True])
-    soft = soft_synthetic_labels(labels, is_syn, K, 0.3)
-    assert soft.shape == (4, K) and soft.dtype == torch.float32
-    assert torch.equal(soft[~is_syn], F.one_hot(labels[~is_syn], K).float())  # real rows: exact one-hot
-    torch.testing.assert_close(soft[1], torch.tensor([0.1, 0.1, 0.8]))  # 1 - s + s/K on the class, s/K elsewhere
-    torch.testing.assert_close(soft.sum(1), torch.ones(4))
-    # The same targets as F.cross_entropy's own label smoothing, on the synthetic rows.
-    logits = torch.randn(4, K, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(F.cross_entropy(logits[is_syn], soft[is_syn]),
-                               F.cross_entropy(logits[is_syn], labels[is_syn], label_smoothing=0.3))
-
-
-def test_soft_labels_with_zero_smoothing_are_one_hot_and_soft_input_keeps_real_rows():
-    labels = torch.tensor([0, 2, 1], dtype=torch.int32)
-    assert torch.equal(soft_synthetic_labels(labels, [True, True, False], K, 0.0),
-                       F.one_hot(labels.long(), K).float())
-    mixed = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
-    soft = soft_synthetic_labels(mixed, [False, True], K, 0.3)
-    assert soft.dtype == torch.float64 and torch.equal(soft[0], mixed[0])
-    torch.testing.assert_close(soft[1], torch.tensor([0.1, 0.1, 0.8], dtype=torch.float64))
-
-
-@pytest.mark.parametrize("labels,is_synthetic,num_classes,smoothing,message", [
-    (torch.tensor([0, 1]), [True, False], K, 1.0, "smoothing: expected a number in [0, 1), got 1.0"),
-    (torch.tensor([0, 1]), [True, False], K, -0.1, "smoothing: expected a number in [0, 1), got -0.1"),
-    (torch.tensor([0, 1]), [True, False], 0, 0.1, "num_classes: expected an integer >= 1, got 0"),
-    (torch.tensor([0, 3]), [True, False], K, 0.1, "labels: expected classes in 0..2, got 3"),
-    (torch.tensor([0, 1, 2]), [True, False], K, 0.1,
-     "labels: expected int [2] or float soft [2, 3] to match is_synthetic, got torch.int64 of shape (3,)"),
-    (torch.tensor([0.0, 1.0]), [True, False], K, 0.1, "got torch.float32 of shape (2,)"),
-    (torch.tensor([0, 1]), [1, 0], K, 0.1, "is_synthetic: expected a 1-D bool tensor or a list of bools"),
-])
-def test_soft_labels_bad_input(labels, is_synthetic, num_classes, smoothing, message):
-    with pytest.raises(SynthaugError) as err:
-        soft_synthetic_labels(labels, is_synthetic, num_classes, smoothing)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 

@@ -7,7 +7,7 @@ albumentations stays optional.
 from .dataset import SyntheticDataset, synthetic_counts
 from .mix import SyntheticMix
 from .schedule import cosine_schedule, linear_schedule
-from .weighting import soft_synthetic_labels, synthetic_weight
+from .weighting import synthetic_weight
 
 __all__ = ["SyntheticDataset", "SyntheticMix", "synthetic_counts", "linear_schedule", "cosine_schedule",
-           "synthetic_weight", "soft_synthetic_labels"]
+           "synthetic_weight"]

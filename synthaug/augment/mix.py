@@ -37,8 +37,7 @@ class SyntheticMix(nn.Module):
     is the number of batches the mix has seen: every ``forward`` in training mode (the default;
     ``mix.eval()`` stops the count) adds one after drawing its batch's rows with ``p(step)``.
     ``mix.step`` can be set, e.g. when resuming. To weigh the synthetic rows in the loss, pass
-    ``return_mask=True`` and use :func:`~synthaug.synthetic_weight` ``(mask, w)`` (or
-    :func:`~synthaug.soft_synthetic_labels` for label smoothing on those rows only).
+    ``return_mask=True`` and use :func:`~synthaug.synthetic_weight` ``(mask, w)``.
 
     Seeds: the draws come from ``seed`` on a single process (and on rank 0). Under
     ``torch.distributed`` each rank folds its rank into the seed, so ranks draw different rows,
