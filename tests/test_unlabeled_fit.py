@@ -94,6 +94,14 @@ def test_bad_unlabeled_is_one_line_and_changes_nothing(tmp_path, capsys, make_un
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("pool", [[], np.zeros((0, 8, 8), np.uint8)])
+def test_an_empty_unlabelled_dataset_is_named(few_and_pool, tmp_path, pool):
+    few, _ = few_and_pool
+    with pytest.raises(SynthaugError, match=r"^unlabelled images: expected a non-empty dataset, got 0 items"):
+        _fit(few, tmp_path / "run", "gan", unlabeled=pool)
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_fit_with_a_nested_unlabeled_folder(tmp_path, capsys):
     labelled = _folder(tmp_path / "labelled")
     pool = _folder(tmp_path / "pool" / "batch1", classes=("x", "y", "z"), per_class=2)  # nesting is ignored

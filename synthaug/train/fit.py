@@ -200,7 +200,11 @@ def _load_unlabeled(source: Any, family, dataset: ImageData, skip_bad_files: boo
         able = [name for name in list_models() if get_family(name).trainer_cls.uses_unlabeled]
         raise SynthaugError(f"{family.name} does not learn from unlabelled images: expected no --unlabeled, or a "
                             f"family that does ({', '.join(able)})")
-    extra = load_unlabeled(source, dataset.image_shape, skip_bad_files)
+    try:
+        extra = load_unlabeled(source, dataset.image_shape, skip_bad_files)
+    except SynthaugError as err:  # say which data was wrong: the labelled set's errors read alike
+        text = str(err)
+        raise SynthaugError(text if text.startswith("unlabel") else f"unlabelled images: {text}") from None
     if extra.converted:
         log.warning("converted %d of %d unlabelled image(s) to the labelled set's %s", extra.converted, len(extra),
                     "x".join(map(str, dataset.image_shape)))
