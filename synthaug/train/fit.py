@@ -49,6 +49,9 @@ DEFAULT_SEED = 0
 CHECKPOINT_FORMAT = 1
 #: Offset of the unlabelled batches' seed from the fit seed: their own stream of permutations.
 UNLABELED_STREAM = 7919
+#: Steps timed before fit says how long the rest will take (the first steps include warm-up, so
+#: the estimate errs long).
+ESTIMATE_AFTER = 20
 #: Seed offset of the pseudo-labelling classifier (apart from the networks, batches and grids).
 PSEUDO_LABEL_STREAM = 5
 #: What ``keep`` may say: the generator of the last step, or of the evaluation step with the lowest FID.
@@ -248,6 +251,13 @@ def resolve_device(device: str | None) -> torch.device:
     return dev
 
 
+def _duration(seconds: float) -> str:
+    """``42 s``, ``7.5 min`` or ``2.1 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
 def _check_positive(**values: int | None) -> None:
     bad = [f"{k} must be a positive integer, got {v!r}" for k, v in values.items()
            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1)]
@@ -432,6 +442,7 @@ class _Loop:
         start = self.step
         bar = progress_bar(total, f"fit {self.settings.model}", self.progress, initial=start)
         t0 = time.perf_counter() - self.elapsed
+        t_run = time.perf_counter()  # this call's start: the estimate measures this run's own pace
         try:
             while self.step < total:
                 idx = self._batch_indices(self.step)
@@ -443,6 +454,8 @@ class _Loop:
                                         f"try a lower learning rate")
                 self.step += 1
                 self.elapsed = time.perf_counter() - t0
+                if self.step - start == ESTIMATE_AFTER and total - self.step > ESTIMATE_AFTER:
+                    self._say_estimate(total, (time.perf_counter() - t_run) / ESTIMATE_AFTER)
                 self.log_rows.append({"step": self.step, "epoch": (self.step - 1) // self.steps_per_epoch,
                                       "time_s": round(self.elapsed, 3), **{k: round(v, 6) for k, v in losses.items()}})
                 bar.update(1)
@@ -458,6 +471,14 @@ class _Loop:
                     self.out = after_checkpoint()
         finally:
             bar.close()
+
+    def _say_estimate(self, total: int, seconds_per_step: float) -> None:
+        """One line, once, after the first steps: how long the rest will take and how to shorten it."""
+        left = (total - self.step) * seconds_per_step
+        shorter = max(ESTIMATE_AFTER, total // 3)
+        log.info("fit: about %s left for %d more steps (%.3f s/step over the first %d); to shorten it, "
+                 "--steps %d would take about %s in all", _duration(left), total - self.step, seconds_per_step,
+                 ESTIMATE_AFTER, shorter, _duration(shorter * seconds_per_step))
 
     def evaluate(self) -> None:
         if not len(self.test_labels):
