@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -50,6 +51,10 @@ def default_sampler() -> TorchSampler:
 
 
 def epoch_rate(dataset, workers: int, epochs: int) -> float:
+    return statistics.median(epoch_rates(dataset, workers, epochs))
+
+
+def epoch_rates(dataset, workers: int, epochs: int) -> list[float]:
     loader = DataLoader(dataset, batch_size=64, shuffle=True, num_workers=workers,
                         persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
     for _ in loader:  # warm-up: worker start-up is not throughput
@@ -61,7 +66,74 @@ def epoch_rate(dataset, workers: int, epochs: int) -> float:
             dataset.set_epoch(epoch)
         n = sum(len(y) for _, y in loader)
         rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    return rates
+
+
+class PngFolder(torch.utils.data.Dataset):
+    """A class-per-folder PNG dataset decoded on every access (what a real pipeline pays per
+    item), its items raw HWC uint8 arrays for the transform; ``targets`` spares SyntheticDataset
+    a pass over the files."""
+
+    def __init__(self, root: Path, transform=None) -> None:
+        self.classes = sorted(p.name for p in root.iterdir())
+        self.files = [(f, i) for i, c in enumerate(self.classes) for f in sorted((root / c).glob("*.png"))]
+        self.targets = [label for _, label in self.files]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        path, label = self.files[index]
+        with Image.open(path) as im:
+            image = np.asarray(im.convert("RGB"))
+        return (self.transform(image=image)["image"] if self.transform else image), label
+
+
+def write_png_folder(root: Path, per_class: int, size: int = 32) -> Path:
+    """Photo-like RGB PNGs (smooth colour fields plus grain, so they compress like photographs,
+    not like flat test images), ``per_class`` in each of 10 class folders."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(10):
+        (root / str(c)).mkdir(parents=True)
+        for i in range(per_class):
+            coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+            smooth = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BICUBIC), dtype=np.int16)
+            grain = rng.integers(-12, 13, smooth.shape)
+            Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8)).save(root / str(c) / f"{i}.png")
+    return root
+
+
+def png_pipeline_rows(repeats: int, per_class: int = 100) -> list[dict]:
+    """Items/s of a PNG folder through an albumentations pipeline, real-only vs 50% synthetic
+    (dcgan at 32x32 RGB), num_workers 0 and 2: median and range over ``repeats`` epochs."""
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+
+    torch.manual_seed(0)
+    g = create_generator("dcgan", None, (3, 32, 32), 10).eval()
+    card = GeneratorCard("dcgan", {}, [3, 32, 32], 10, [str(i) for i in range(10)], g.noise_spec(),
+                         {"range": [0, 1], "pixel_max": 255})
+    sampler = TorchSampler(g, card)
+    transform = A.Compose([A.HorizontalFlip(p=0.5), A.Affine(rotate=(-10, 10), scale=(0.9, 1.1), p=1.0),
+                           A.Normalize(), ToTensorV2()])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = write_png_folder(Path(tmp) / "photos", per_class)
+        for workers in (0, 2):
+            real = epoch_rates(PngFolder(root, transform), workers, repeats)
+            mixed = epoch_rates(SyntheticDataset(PngFolder(root), sampler, ratio=1.0, transform=transform),
+                                workers, repeats)
+            rows.append({"workers": workers, "items": len(PngFolder(root)),
+                         "real_items_per_s": statistics.median(real), "real_range": [min(real), max(real)],
+                         "synthetic50_items_per_s": statistics.median(mixed), "synthetic50_range": [min(mixed),
+                                                                                                     max(mixed)],
+                         "ratio": statistics.median(mixed) / statistics.median(real)})
+    return rows
 
 
 def step_times(samplers: dict[str, Sampler], repeats: int, steps: int = 20) -> dict[str, float]:
@@ -105,6 +177,7 @@ def main() -> None:
         mixed = epoch_rate(SyntheticDataset(data, sampler, ratio=1.0, transform=to_tensor), workers, args.repeats)
         loader_rows.append({"workers": workers, "real_items_per_s": real, "synthetic50_items_per_s": mixed,
                             "ratio": mixed / real})
+    png_rows = png_pipeline_rows(args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export((sampler.module, sampler.card), Path(tmp) / "dcgan.onnx").path
         ms = step_times({"torch": sampler, "onnxruntime": OnnxSampler(str(onnx_path))}, args.repeats)
@@ -114,13 +187,18 @@ def main() -> None:
     result = {"benchmark": "augment_speed", "command": "python benchmarks/augment_speed.py",
               "machine": {"threads": torch.get_num_threads(), "platform": platform.platform(),
                           "torch": torch.__version__},
-              "dataloader": loader_rows, "train_step_batch256": step}
+              "dataloader": loader_rows, "dataloader_png_albumentations": png_rows, "train_step_batch256": step}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "augment_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     md = ["| DataLoader (digits:train, batch 64) | real-only items/s | 50% synthetic items/s | ratio |",
           "|---|---|---|---|"]
     md += [f"| num_workers={r['workers']} | {r['real_items_per_s']:,.0f} | {r['synthetic50_items_per_s']:,.0f} | "
            f"{r['ratio']:.2f}x |" for r in loader_rows]
+    md += ["", "| DataLoader (1,000 RGB 32x32 PNGs decoded per item + albumentations flip/affine/normalize, batch 64) "
+           "| real-only items/s (range) | 50% synthetic items/s (range) | ratio |", "|---|---|---|---|"]
+    md += [f"| num_workers={r['workers']} | {r['real_items_per_s']:,.0f} ({r['real_range'][0]:,.0f}–"
+           f"{r['real_range'][1]:,.0f}) | {r['synthetic50_items_per_s']:,.0f} ({r['synthetic50_range'][0]:,.0f}–"
+           f"{r['synthetic50_range'][1]:,.0f}) | {r['ratio']:.2f}x |" for r in png_rows]
     md += ["", f"| small CNN train step, batch 256, CPU ({torch.get_num_threads()} threads) | ms per step | overhead |",
            "|---|---|---|",
            f"| without mix | {step['plain_ms']:.1f} | |",
@@ -129,6 +207,7 @@ def main() -> None:
            f"{step['overhead_onnxruntime']:+.1%} |"]
     (RESULTS / "augment_speed.md").write_text("\n".join(md) + "\n")
     print(json.dumps({"dataloader_ratios": [r["ratio"] for r in loader_rows],
+                      "png_pipeline_ratios": [r["ratio"] for r in png_rows],
                       "mix_overhead_torch": step["overhead_torch"], "mix_overhead_onnxruntime": step["overhead_onnxruntime"]}))
 
 
