@@ -31,10 +31,9 @@ import torch
 from synthaug.atomic import atomic_path, check_writable_target
 from synthaug.card import METADATA_KEY, GeneratorCard
 from synthaug.errors import SynthaugError
-from synthaug.layout import WEIGHTS_FILE
 from synthaug.models import ConditionalGenerator
 from synthaug.runtime import draw_noise
-from synthaug.weights import load_generator
+from synthaug.runtime.file_kinds import kind_of
 
 PARITY_TOLERANCE = 1e-4
 
@@ -59,9 +58,10 @@ def export(source: str | os.PathLike | tuple[ConditionalGenerator, GeneratorCard
 
     Raises :class:`~synthaug.SynthaugError` if ONNX Runtime's output differs from torch's by more
     than ``tolerance`` (max abs difference) on ``parity_batch`` random inputs. A generator class
-    may set ``parity_min_equal`` (e.g. 0.999) to require instead that this share of output values
-    be within ``tolerance``: an autoregressive sampler turns a last-bit float difference at a CDF
-    boundary into a different level (and different pixels after it), so exact parity is too strict.
+    may set :attr:`~synthaug.models.ConditionalGenerator.parity_min_equal` (e.g. 0.999) to require
+    instead that this share of output values be within ``tolerance``: an autoregressive sampler
+    turns a last-bit float difference at a CDF boundary into a different level (and different
+    pixels after it), so exact parity is too strict.
     """
     module, card = _resolve(source)
     path = Path(path)
@@ -73,7 +73,7 @@ def export(source: str | os.PathLike | tuple[ConditionalGenerator, GeneratorCard
         opset = _export_graph(module, card, tmp)
         errors = _parity(module, card, tmp, parity_batch, seed)
         diff, equal = float(errors.max()), float((errors <= tolerance).mean())
-        min_equal = getattr(module, "parity_min_equal", None)
+        min_equal = module.parity_min_equal
         if min_equal is None and not diff <= tolerance:
             raise SynthaugError(f"ONNX export failed its parity check: max abs difference {diff:.3g} "
                                 f"against torch, expected <= {tolerance:g}")
@@ -86,12 +86,10 @@ def export(source: str | os.PathLike | tuple[ConditionalGenerator, GeneratorCard
 def _resolve(source) -> tuple[ConditionalGenerator, GeneratorCard]:
     if isinstance(source, tuple):
         return source
-    p = Path(source)
-    if p.is_dir():
-        p = p / WEIGHTS_FILE
-    if p.suffix != ".safetensors":
+    kind = kind_of(source)
+    if kind is None or kind.load_generator is None:
         raise SynthaugError(f"{source}: expected a run directory or a .safetensors generator to export")
-    return load_generator(p)
+    return kind.load_generator(Path(source))
 
 
 def _export_graph(module: ConditionalGenerator, card: GeneratorCard, out: Path) -> int:

@@ -112,9 +112,10 @@ class SyntheticReplace(A.ImageOnlyTransform):
         return read_any_card(self.generator_path)
 
     def _check_exists(self) -> None:
+        from ..runtime.file_kinds import ACCEPTED
+
         if not Path(self.generator_path).exists():
-            raise SynthaugError(f"SyntheticReplace: generator {self.generator_path} not found "
-                                f"(expected a run directory, .safetensors or .onnx)")
+            raise SynthaugError(f"SyntheticReplace: generator {self.generator_path} not found (expected {ACCEPTED})")
 
     def _check_pool_bytes(self, card) -> None:
         image_bytes = 4 * card.image_shape[0] * card.image_shape[1] * card.image_shape[2]

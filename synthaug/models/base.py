@@ -26,6 +26,10 @@ class ConditionalGenerator(nn.Module):
     family: ClassVar[str] = ""
     #: Image sides (H == W) this architecture can produce.
     image_sizes: ClassVar[tuple[int, ...]] = ()
+    #: ONNX export parity criterion (read by ``exporters.onnx.export``): ``None`` requires every
+    #: output value within tolerance of torch's; a share (e.g. 0.999) requires only that share,
+    #: for samplers where a last-bit float difference changes what is sampled after it.
+    parity_min_equal: ClassVar[float | None] = None
 
     def __init__(self, config: Any, image_shape: tuple[int, int, int], num_classes: int) -> None:
         super().__init__()
