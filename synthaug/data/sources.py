@@ -20,6 +20,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: bicubic resize (Pillow's own ``reducing_gap`` for thumbnails): close to resizing the full image.
 REDUCING_GAP = 2
 DIGITS_SPLITS = ("digits", "digits:train", "digits:test")
+PHOTOS_SPLITS = ("photos", "photos:train", "photos:test")
+#: Every built-in dataset name (``fit digits``, ``fit photos:train``): no file behind them.
+BUILTIN_SETS = DIGITS_SPLITS + PHOTOS_SPLITS
+#: photos: each of scikit-learn's two sample photographs cut into three horizontal bands (one
+#: class each), and each band into non-overlapping 32x32 patches (overlap would leak test
+#: pixels into training).
+PHOTO_BANDS = ("top", "middle", "bottom")
+PHOTO_PATCH = 32
 
 
 @dataclass
@@ -53,6 +61,40 @@ def read_digits(spec: str) -> RawImages:
         idx = np.sort(idx_train if spec == "digits:train" else idx_test)
         images, labels = images[idx], labels[idx]
     return RawImages(list(images), labels, [str(i) for i in range(10)], spec, pixel_max=16)
+
+
+def read_photos(spec: str) -> RawImages:
+    """A small colour set from the two photographs scikit-learn ships (china, flower: 427x640
+    RGB): 6 classes (photograph x band), 80 non-overlapping 32x32 patches each, 480 in all.
+
+    ``photos:train`` / ``photos:test`` are a stratified 75/25 split (seed 0), as for digits.
+
+    Example:
+        >>> raw = read_photos("photos:train")
+        >>> len(raw.images), raw.images[0].shape, raw.class_names[:2]
+        (360, (32, 32, 3), ['china-top', 'china-middle'])
+    """
+    from sklearn.datasets import load_sample_images
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_sample_images()
+    images, labels, names = [], [], []
+    for photo, path in zip(bunch.images, bunch.filenames):
+        band_height = photo.shape[0] // len(PHOTO_BANDS)
+        for b, band in enumerate(PHOTO_BANDS):
+            names.append(f"{Path(path).stem}-{band}")
+            top = b * band_height
+            for y in range(top, top + band_height - PHOTO_PATCH + 1, PHOTO_PATCH):
+                for x in range(0, photo.shape[1] - PHOTO_PATCH + 1, PHOTO_PATCH):
+                    images.append(np.ascontiguousarray(photo[y:y + PHOTO_PATCH, x:x + PHOTO_PATCH]))
+                    labels.append(len(names) - 1)
+    labels = np.asarray(labels, dtype=np.int64)
+    if spec != "photos":
+        idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=0.25,
+                                               stratify=labels, random_state=0)
+        idx = np.sort(idx_train if spec == "photos:train" else idx_test)
+        images, labels = [images[i] for i in idx], labels[idx]
+    return RawImages(list(images), labels, names, spec, pixel_max=255)
 
 
 def read_npz(path: Path) -> RawImages:
@@ -296,9 +338,11 @@ def read_source(source: Any, skip_bad_files: bool = False,
         text = os.fspath(source)
         if text in DIGITS_SPLITS:
             return read_digits(text)
+        if text in PHOTOS_SPLITS:
+            return read_photos(text)
         path = Path(text)
         if not path.exists():
-            raise SynthaugError(f"data {text!r} not found: expected {', '.join(DIGITS_SPLITS)}, "
+            raise SynthaugError(f"data {text!r} not found: expected {', '.join(BUILTIN_SETS)}, "
                                 f"an image folder or an .npz file")
         if path.is_dir():
             return read_folder(path, skip_bad_files, pick_size)

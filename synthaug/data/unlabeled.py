@@ -21,7 +21,7 @@ import torch
 
 from ..errors import SynthaugError
 from .images import ImageData, to_tensor
-from .sources import (DIGITS_SPLITS, _array_from_item, _image_files, _pixel_max, _read_image,
+from .sources import (BUILTIN_SETS, _array_from_item, _image_files, _pixel_max, _read_image,
                       _shorter_side, dataset_length, read_source)
 
 
@@ -68,7 +68,7 @@ def _channels(arr: np.ndarray) -> int:
 
 
 def _read_arrays(source: Any, size: int, skip_bad_files: bool) -> tuple[list[np.ndarray], str, int]:
-    if isinstance(source, ImageData) or (isinstance(source, (str, os.PathLike)) and os.fspath(source) in DIGITS_SPLITS):
+    if isinstance(source, ImageData) or (isinstance(source, (str, os.PathLike)) and os.fspath(source) in BUILTIN_SETS):
         raw = read_source(source)
         return raw.images, raw.name, raw.pixel_max
     if isinstance(source, (str, os.PathLike)):
@@ -126,7 +126,7 @@ def check_unlabeled_apart(data: Any, unlabeled: Any) -> None:
     """Refuse an unlabelled folder that is the labelled folder, lies inside it or contains it: the
     labelled images would come in again without their labels (and their labels could leak into
     an evaluation that treats the unlabelled pool as new data)."""
-    if not all(isinstance(s, (str, os.PathLike)) and os.fspath(s) not in DIGITS_SPLITS for s in (data, unlabeled)):
+    if not all(isinstance(s, (str, os.PathLike)) and os.fspath(s) not in BUILTIN_SETS for s in (data, unlabeled)):
         return
     a, b = Path(data).resolve(), Path(unlabeled).resolve()
     if a == b or a in b.parents or b in a.parents:

@@ -59,10 +59,10 @@ def check_data_outside_run(out: Path, sources: Iterable[Any]) -> None:
     """Refuse data inside the run directory (``--force`` would replace it, and a run directory
     holds only synthaug's files) and a run directory inside an image folder (it would become a
     class the next time that folder is fitted). ``out`` is resolved; so is each data path."""
-    from ..data import DIGITS_SPLITS
+    from ..data import BUILTIN_SETS
 
     for source in sources:
-        if not isinstance(source, (str, os.PathLike)) or os.fspath(source) in DIGITS_SPLITS:
+        if not isinstance(source, (str, os.PathLike)) or os.fspath(source) in BUILTIN_SETS:
             continue  # a built-in data set or an in-memory Dataset: nothing on disk to collide
         data = Path(source).resolve()
         if data == out or out in data.parents:
