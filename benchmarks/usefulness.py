@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import sys
@@ -56,28 +55,20 @@ def split(regime: str, seed: int):
     """``(labelled ImageData, unlabelled ImageData or None, validation ImageData)``."""
     import torch
 
-    from synthaug.data import load_data, stratified_split
+    from synthaug.data import load_data, per_class_subset, stratified_split
 
     train = load_data("digits:train")
     pool_idx, val_idx = stratified_split(train.labels, VAL_FRACTION, VAL_SEED)
     pool, val = train.subset(pool_idx), train.subset(val_idx)
-    g = torch.Generator().manual_seed(seed)
+    sizes = pool.class_counts()
     if regime.startswith("a"):
-        k = int(regime[1:])
-        chosen = []
-        for c in range(pool.num_classes):
-            idx = (pool.labels == c).nonzero().flatten()
-            chosen += idx[torch.randperm(len(idx), generator=g)[:k]].tolist()
-        keep = torch.zeros(len(pool), dtype=torch.bool)
-        keep[chosen] = True
-        return pool.subset(keep.nonzero().flatten()), pool.subset((~keep).nonzero().flatten()), val
+        labelled = per_class_subset(pool.labels, [int(regime[1:])] * len(sizes), seed)
+        rest = torch.ones(len(pool), dtype=torch.bool)
+        rest[labelled] = False
+        return pool.subset(labelled), pool.subset(rest.nonzero().flatten()), val
     if regime == "b":
-        kept = []
-        for c in range(pool.num_classes):
-            idx = (pool.labels == c).nonzero().flatten()
-            n = len(idx) if c not in RARE else max(1, round(0.1 * len(idx)))
-            kept += idx[torch.randperm(len(idx), generator=g)[:n]].tolist()
-        return pool.subset(torch.tensor(sorted(kept))), None, val
+        counts = [max(1, round(0.1 * n)) if c in RARE else n for c, n in enumerate(sizes)]
+        return pool.subset(per_class_subset(pool.labels, counts, seed)), None, val
     if regime == "c":
         return pool.subset(stratified_split(pool.labels, 0.1, seed)[1]), None, val
     if regime == "d":
@@ -85,7 +76,7 @@ def split(regime: str, seed: int):
     raise SystemExit(f"usefulness: expected regimes among {', '.join(REGIMES)}, got {regime!r}")
 
 
-def stream(items, seed: int, with_flags: bool):
+def stream(items, seed: int):
     """Endless batches of ``BATCH`` items from reshuffled passes; ``items(epoch)`` gives the
     epoch's ``(images float, labels, is_synthetic)``."""
     import torch
@@ -117,7 +108,7 @@ def train_arm(items, seed: int, weight: float = 1.0, smoothing: float = 0.0):
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=STEPS + 1)
     augment = ClassicalAugment(seed=seed)
-    batches = stream(items, seed, True)
+    batches = stream(items, seed)
     model.train()
     for _ in range(STEPS):
         x, y, synthetic = next(batches)
@@ -223,6 +214,13 @@ def run_task(regime: str, seed: int, args) -> dict:
     return out
 
 
+def _write_json(path: Path, result: dict) -> None:
+    """A task's result, whole or not at all (a killed run leaves no half file to skip over)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, path)
+
+
 def cas_per_class(sampler, seed: int, per_class: int = 130) -> list[float]:
     """Per-class test accuracy of a SmallCNN trained on generated images only (CAS by class): in
     the long tail, whether the rare classes' samples are as usable as the common ones' — i.e.
@@ -246,14 +244,12 @@ def _task(job):
 
             sampler = synthaug.load(args.work / f"run_{args.model}_{regime}_{seed}")
             result["cas_per_class"] = cas_per_class(sampler, seed)
-            path.write_text(json.dumps(result))
+            _write_json(path, result)
         return result
     t0 = time.perf_counter()
     result = run_task(regime, seed, args)
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, path)
+    _write_json(path, result)
     print(json.dumps({"regime": regime, "seed": seed, "seconds": result["seconds"],
                       "real": round(result["arms"]["real"]["test"]["balanced_accuracy"], 4),
                       "recipe": round(result["arms"]["recipe"]["test"]["balanced_accuracy"], 4)}),
@@ -261,17 +257,9 @@ def _task(job):
     return result
 
 
-def interval(values) -> dict:
-    from scipy import stats
-
-    n = len(values)
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
-    half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else float("nan")
-    return {"mean": mean, "ci95": half, "low": mean - half, "high": mean + half, "n": n}
-
-
 def summarise(results: list[dict]) -> dict:
+    from synthaug.evaluation.gain import mean_interval as interval
+
     out = {}
     for regime in dict.fromkeys(r["regime"] for r in results):
         rows = sorted((r for r in results if r["regime"] == regime), key=lambda r: r["seed"])

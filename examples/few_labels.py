@@ -21,20 +21,18 @@ import torch
 from _digits import Transformed, add_recipe_args, to_tensor, train_and_test
 
 from synthaug import SyntheticDataset
-from synthaug.data import load_data
+from synthaug.data import load_data, per_class_subset
 from synthaug.evaluation.classical import ClassicalAugment
 
 
 def few_labels(per_class: int, seed: int):
     """``per_class`` labelled images of each class of digits:train (by seed), and the rest unlabelled."""
     train = load_data("digits:train")
-    g = torch.Generator().manual_seed(seed)
+    chosen = per_class_subset(train.labels, [per_class] * train.num_classes, seed)
     labelled = torch.zeros(len(train), dtype=torch.bool)
-    for c in range(train.num_classes):
-        idx = (train.labels == c).nonzero().flatten()
-        labelled[idx[torch.randperm(len(idx), generator=g)[:per_class]]] = True
+    labelled[chosen] = True
     pool = [train[i][0] for i in (~labelled).nonzero().flatten().tolist()]  # images only: no labels
-    return train.subset(labelled.nonzero().flatten()), pool
+    return train.subset(chosen), pool
 
 
 def main() -> None:

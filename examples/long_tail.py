@@ -21,7 +21,7 @@ from _digits import Transformed, add_recipe_args, to_tensor
 from torch.utils.data import DataLoader
 
 from synthaug import SyntheticDataset
-from synthaug.data import load_data
+from synthaug.data import load_data, per_class_subset
 from synthaug.evaluation.classical import ClassicalAugment
 from synthaug.metrics import fit_classifier
 from synthaug.metrics.classifier import balanced_accuracy, per_class_accuracy, predict
@@ -30,13 +30,8 @@ from synthaug.metrics.classifier import balanced_accuracy, per_class_accuracy, p
 def long_tailed(rare: list[int], keep: float, seed: int):
     """digits:train with the ``rare`` classes cut to ``keep`` of their images (by seed)."""
     train = load_data("digits:train")
-    g = torch.Generator().manual_seed(seed)
-    kept = []
-    for c in range(train.num_classes):
-        idx = (train.labels == c).nonzero().flatten()
-        n = max(1, round(keep * len(idx))) if c in rare else len(idx)
-        kept += idx[torch.randperm(len(idx), generator=g)[:n]].tolist()
-    return train.subset(torch.tensor(sorted(kept)))
+    counts = [max(1, round(keep * n)) if c in rare else n for c, n in enumerate(train.class_counts())]
+    return train.subset(per_class_subset(train.labels, counts, seed))
 
 
 def train_and_score(dataset, test, steps: int, seed: int, rare: list[int]) -> dict:

@@ -117,16 +117,16 @@ def cached_sampler(real: Any, family: str, *, unlabeled: Any = None, steps: int 
     name = spec.name
     # Read once here: the fingerprint keys the cache, and fit gets these very images.
     data = load_data(real, channels=channels, supported_sizes=spec.generator_cls.image_sizes)
-    extra = None
+    pool = None
     if unlabeled is not None:
         check_unlabeled_apart(real, unlabeled)  # fit sees an ImageData and could no longer check
-        extra = load_unlabeled(unlabeled, data.image_shape).fingerprint()
+        pool = load_unlabeled(unlabeled, data.image_shape)  # read once, like the labelled images
     steps = _check_steps(steps)
-    directory = fit_directory(data, name, unlabeled_fingerprint=extra, steps=steps, seed=seed,
-                              pseudo_labels=pseudo_labels, cache_dir=cache_dir)
-    check_data_outside_run(directory.resolve(), [real])
+    directory = fit_directory(data, name, unlabeled_fingerprint=pool.fingerprint() if pool is not None else None,
+                              steps=steps, seed=seed, pseudo_labels=pseudo_labels, cache_dir=cache_dir)
+    check_data_outside_run(directory.resolve(), [real, unlabeled])
     options = {"model": name, "steps": steps, "seed": seed, "image_size": data.image_shape[1],
-               "channels": data.image_shape[0], "unlabeled": unlabeled, "pseudo_labels": pseudo_labels,
+               "channels": data.image_shape[0], "unlabeled": pool, "pseudo_labels": pseudo_labels,
                "progress": progress}
     with _exclusive(directory):
         if _steps_done(directory) == steps:

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import SynthaugError
-from .images import (ALPHA_BACKGROUND, ImageData, held_out_counts, native_size, resolve_image_size,
-                     stratified_split, to_tensor)
+from .images import (ALPHA_BACKGROUND, ImageData, held_out_counts, native_size, per_class_subset,
+                     resolve_image_size, stratified_split, to_tensor)
 from .sources import BUILTIN_SETS, DIGITS_SPLITS, read_source
 
-__all__ = ["ImageData", "load_data", "stratified_split", "held_out_counts", "DIGITS_SPLITS", "BUILTIN_SETS",
+__all__ = ["ImageData", "load_data", "stratified_split", "per_class_subset", "held_out_counts", "DIGITS_SPLITS", "BUILTIN_SETS",
            "ALPHA_BACKGROUND"]
 
 log = logging.getLogger("synthaug")

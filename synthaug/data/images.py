@@ -80,6 +80,24 @@ class ImageData:
         return ImageData(self.images[idx], self.labels[idx], list(self.class_names), self.name, self.pixel_max)
 
 
+def per_class_subset(labels: torch.Tensor, counts: Sequence[int], seed: int) -> torch.Tensor:
+    """Sorted indices of ``counts[c]`` images of each class ``c`` (all of a class with fewer),
+    chosen by ``seed``: a few labels per class, or a long tail.
+
+    Example:
+        >>> labels = torch.tensor([0, 1, 0, 1, 0, 1])
+        >>> idx = per_class_subset(labels, [1, 3], seed=0)
+        >>> labels[idx].tolist().count(0), labels[idx].tolist().count(1), idx.tolist() == sorted(idx.tolist())
+        (1, 3, True)
+    """
+    g = torch.Generator().manual_seed(seed)
+    chosen = [torch.empty(0, dtype=torch.int64)]
+    for c, n in enumerate(counts):
+        idx = torch.nonzero(labels == c).flatten()
+        chosen.append(idx[torch.randperm(len(idx), generator=g)[:n]])
+    return torch.sort(torch.cat(chosen)).values
+
+
 def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (rest, part): ``part`` takes ``fraction`` of each class (at least one when
     ``fraction > 0``), chosen by ``seed``; both sorted.

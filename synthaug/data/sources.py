@@ -50,17 +50,23 @@ def read_digits(spec: str) -> RawImages:
     be fitted on one part and judged on the other.
     """
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
-    images = bunch.images.astype(np.uint8)
-    labels = bunch.target.astype(np.int64)
-    if spec != "digits":
-        idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=0.25,
-                                               stratify=labels, random_state=0)
-        idx = np.sort(idx_train if spec == "digits:train" else idx_test)
-        images, labels = images[idx], labels[idx]
-    return RawImages(list(images), labels, [str(i) for i in range(10)], spec, pixel_max=16)
+    idx = _builtin_split(spec, bunch.target)
+    return RawImages(list(bunch.images.astype(np.uint8)[idx]), bunch.target.astype(np.int64)[idx],
+                     [str(i) for i in range(10)], spec, pixel_max=16)
+
+
+def _builtin_split(spec: str, labels: np.ndarray) -> np.ndarray:
+    """Sorted indices of a built-in set's ``NAME`` (all), ``NAME:train`` (75%) or ``NAME:test``
+    (25%): a stratified split with seed 0, the same on every machine."""
+    from sklearn.model_selection import train_test_split
+
+    everything = np.arange(len(labels))
+    if ":" not in spec:
+        return everything
+    idx_train, idx_test = train_test_split(everything, test_size=0.25, stratify=labels, random_state=0)
+    return np.sort(idx_train if spec.endswith(":train") else idx_test)
 
 
 def read_photos(spec: str) -> RawImages:
@@ -75,7 +81,6 @@ def read_photos(spec: str) -> RawImages:
         (360, (32, 32, 3), ['china-top', 'china-middle'])
     """
     from sklearn.datasets import load_sample_images
-    from sklearn.model_selection import train_test_split
 
     bunch = load_sample_images()
     images, labels, names = [], [], []
@@ -88,13 +93,8 @@ def read_photos(spec: str) -> RawImages:
                 for x in range(0, photo.shape[1] - PHOTO_PATCH + 1, PHOTO_PATCH):
                     images.append(np.ascontiguousarray(photo[y:y + PHOTO_PATCH, x:x + PHOTO_PATCH]))
                     labels.append(len(names) - 1)
-    labels = np.asarray(labels, dtype=np.int64)
-    if spec != "photos":
-        idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=0.25,
-                                               stratify=labels, random_state=0)
-        idx = np.sort(idx_train if spec == "photos:train" else idx_test)
-        images, labels = [images[i] for i in idx], labels[idx]
-    return RawImages(list(images), labels, names, spec, pixel_max=255)
+    idx = _builtin_split(spec, np.asarray(labels))
+    return RawImages([images[i] for i in idx], np.asarray(labels, dtype=np.int64)[idx], names, spec, pixel_max=255)
 
 
 def read_npz(path: Path) -> RawImages:

@@ -54,7 +54,10 @@ class UnlabeledImages:
 
 
 def load_unlabeled(source: Any, image_shape: tuple[int, int, int], skip_bad_files: bool = False) -> UnlabeledImages:
-    """Read ``source`` as unlabelled images shaped like the labelled set's ``(C, H, W)``."""
+    """Read ``source`` as unlabelled images shaped like the labelled set's ``(C, H, W)``; images
+    already read in that shape come back as they are (the fit-on-first-use cache reads them once)."""
+    if isinstance(source, UnlabeledImages) and tuple(source.images.shape[1:]) == tuple(image_shape):
+        return source
     channels, size, _ = image_shape
     arrays, name, pixel_max = _read_arrays(source, size, skip_bad_files)
     if not arrays:
