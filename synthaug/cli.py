@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,10 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
               force=args.force, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
               holdout=args.holdout,
               progress=not args.no_progress, device=args.device, eval_every=args.eval_every, keep=args.keep,
-              unlabeled=args.unlabeled,
+              unlabeled=args.unlabeled, precision=args.precision, on_divergence=args.on_divergence,
               **({} if args.pseudo_labels is _FIT_DEFAULT else {"pseudo_labels": args.pseudo_labels}))
+    if int(os.environ.get("RANK", "0") or 0) > 0:
+        return None  # under torchrun, rank 0 alone reports: stdout stays one JSON line
     card = run.card
     pseudo = card.training.get("pseudo_labels")
     kept = {"kept_step": card.training["kept_step"]} if "kept_step" in card.training else {}
@@ -50,6 +53,8 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
             "num_classes": card.num_classes, "unlabeled_size": card.dataset.get("unlabeled_size", 0),
             **({"pseudo_labelled": pseudo["labelled"]} if pseudo else {}),
             "metrics": card.metrics, **kept,
+            **({"world_size": card.training["world_size"]} if card.training.get("world_size", 1) > 1 else {}),
+            **({"restarts": len(card.training["restarts"])} if card.training.get("restarts") else {}),
             "peak_rss_mb": round(peak_memory_mb(), 1)}
 
 
@@ -206,7 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "precision and recall in the feature space of a small CNN trained on the data (log.csv, card)")
     p.add_argument("--keep", choices=("last", "best"), help="the generator the run holds: the last step's "
                    "(default) or the evaluation step's with the lowest FID (needs --eval-every)")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu; under torchrun, "
+                   "each process its own GPU)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="fp32 (default), or bf16 autocast of the "
+                   "forward passes (for GPUs with bf16 units)")
+    p.add_argument("--on-divergence", choices=("restart", "stop"), default="restart",
+                   help="on a non-finite loss: go back to the last checkpoint with halved learning rates, at most "
+                   "3 times (default), or stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_cmd_fit)
 

@@ -3,8 +3,9 @@
 A family subclasses :class:`AdversarialTrainer`, builds its generator and a class-conditional
 discriminator ``D(images, labels) -> logits[N]`` and hands them to ``__init__``. The step:
 one discriminator call on ``cat([real, fake])`` (batchnorm sees one batch, which is also what
-DistributedDataParallel needs), then one generator update through the frozen discriminator,
-then the EMA update of the generator. DiffAugment, when on, transforms real and fake alike
+DistributedDataParallel needs), then one generator update through the frozen discriminator (two
+:class:`~synthaug.models.base.Phase` s: ``d`` then ``g``; the loop steps each and updates the
+EMA). DiffAugment, when on, transforms real and fake alike
 before every discriminator call.
 
 Unlabelled real images (``fit --unlabeled``; semi-supervised GAN, Salimans et al. 2016, Odena
@@ -36,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ConditionalGenerator, GeneratorTrainer
+from .base import ConditionalGenerator, GeneratorTrainer, Phase
 from .diffaugment import OPERATIONS, diff_augment, parse_policy
 
 #: ``diffaugment="auto"`` turns DiffAugment on for training sets smaller than this whose images
@@ -144,7 +145,7 @@ class AdversarialTrainer(GeneratorTrainer):
     def _augment(self, images: torch.Tensor, rng: torch.Generator, ops: tuple[str, ...]) -> torch.Tensor:
         return diff_augment(images, ops, rng) if ops else images
 
-    def training_step(self, images, labels, rng, step, unlabeled=None):
+    def phases(self, images, labels, rng, step, unlabeled=None):
         self.generator.train()
         self.discriminator.train()
         n = images.shape[0]
@@ -153,20 +154,15 @@ class AdversarialTrainer(GeneratorTrainer):
         fake = self.generator(noise, labels)
 
         loss_d, d_stats = self._discriminator_loss(images, fake.detach(), labels, unlabeled, rng)
-        self._opts["d"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        self._opts["d"].step()
+        yield Phase("d", loss_d, {"loss_d": loss_d.detach(), **d_stats})
 
+        # The loop has stepped D: G's loss goes through the updated, frozen discriminator.
         self.discriminator.requires_grad_(False)
-        loss_g, g_stats = self._generator_loss(fake, labels, unlabeled is not None, rng)
-        self._opts["g"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        self._opts["g"].step()
-        self.discriminator.requires_grad_(True)
-
-        self.update_ema(step, self.config.ema_decay)
-        stats = {"loss_d": loss_d, "loss_g": loss_g, **d_stats, **g_stats}
-        return {name: value.item() for name, value in stats.items()}
+        try:
+            loss_g, g_stats = self._generator_loss(fake, labels, unlabeled is not None, rng)
+            yield Phase("g", loss_g, {"loss_g": loss_g.detach(), **g_stats})
+        finally:
+            self.discriminator.requires_grad_(True)
 
     def _discriminator_loss(self, images, fake, labels, unlabeled, rng):
         """D's loss on real ``images``, detached ``fake`` and optional ``unlabeled`` reals, in

@@ -5,13 +5,18 @@
   something.
 * :class:`GeneratorTrainer` — the training objective. It owns the networks being trained, their
   optimizers and the EMA copy of the generator used for sampling, so the training loop never
-  branches on the family.
+  branches on the family. It does not step them: :meth:`GeneratorTrainer.phases` yields one
+  :class:`Phase` per optimisation phase (a loss tensor and the optimizer it is for), and the loop
+  (:mod:`synthaug.train.step`) does backward, gradient sync across processes, clipping, mixed
+  precision, the optimizer step and the EMA update, so every family gets them alike.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -55,12 +60,30 @@ def check_image_shape(cls: type[ConditionalGenerator], image_shape) -> None:
         )
 
 
+@dataclass
+class Phase:
+    """One optimisation phase of a training step: the loop minimises ``loss`` with the optimizer
+    named ``optimizer`` (a key of :meth:`GeneratorTrainer.optimizers`; the parameters it holds are
+    the ones this phase updates and, across processes, the ones whose gradients are averaged).
+
+    ``logs``: what to record for this step (detached tensors or numbers), the loss included under
+    the family's own name. ``clip``: the largest gradient norm over the optimizer's parameters
+    (0: no clipping)."""
+
+    optimizer: str
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor | float] = field(default_factory=dict)
+    clip: float = 0.0
+
+
 class GeneratorTrainer(nn.Module):
     """A family's training objective.
 
     Subclasses build ``self.generator`` (trained) and any other networks, then call
-    :meth:`init_ema`. ``training_step`` takes real images in [0, 1] and int64 labels and draws
-    every random number from ``rng``.
+    :meth:`init_ema`. :meth:`phases` takes real images in [0, 1] and int64 labels, draws every
+    random number from ``rng`` and yields the step's :class:`Phase` s in order; code after a
+    ``yield`` runs after the loop has stepped that phase's optimizer (a GAN's generator loss sees
+    the discriminator just updated).
     """
 
     generator: ConditionalGenerator
@@ -101,13 +124,27 @@ class GeneratorTrainer(nn.Module):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
+    @property
+    def ema_decay(self) -> float:
+        """Decay of the sampling generator's moving average, applied by the loop after each step."""
+        return float(self.config.ema_decay)
+
+    def phases(self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int,
+               unlabeled: torch.Tensor | None = None) -> Iterator[Phase]:
+        """The step's optimisation phases, in order. ``unlabeled``: ``None`` or real images
+        ``[B, C, H, W]`` in [0, 1] without labels (same size as ``images``); with ``None`` the
+        step must be exactly the labelled-only one. A family that uses them logs at least one
+        ``unlabeled_*`` loss."""
+        raise NotImplementedError
+
     def training_step(self, images: torch.Tensor, labels: torch.Tensor,
                       rng: torch.Generator, step: int,
                       unlabeled: torch.Tensor | None = None) -> dict[str, float]:
-        """One update. ``unlabeled``: ``None`` or real images ``[B, C, H, W]`` in [0, 1] without
-        labels (same size as ``images``); with ``None`` the step must be exactly the labelled-only
-        one. A family that uses them returns at least one ``unlabeled_*`` loss."""
-        raise NotImplementedError
+        """One whole update on one process, in float32, as ``fit`` does it: the logs as numbers."""
+        from ..train.step import StepRunner  # the loop's step; models import nothing of train at load
+
+        logs = StepRunner()(self, images, labels, rng, step, unlabeled)
+        return {name: float(value) for name, value in logs.items()}
 
     def sampling_generator(self) -> ConditionalGenerator:
         """The generator to sample from and export: the EMA copy, in eval mode."""

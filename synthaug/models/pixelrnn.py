@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SynthaugError
-from .base import ConditionalGenerator, GeneratorTrainer, accept_fewer_param_groups, keep_missing_on_load
+from .base import ConditionalGenerator, GeneratorTrainer, Phase, accept_fewer_param_groups, keep_missing_on_load
 from .config import param
 from .pixelrnn_sampling import lstm_cell, sample_cached, sample_loop, sample_naive
 from .registry import register_model
@@ -274,7 +274,7 @@ class PixelRNNTrainer(GeneratorTrainer):
         return (torch.where(rows, self.no_label.input, label_in),
                 [torch.where(rows, v, e) for v, e in zip(self.no_label.gates, label_gates)])
 
-    def training_step(self, images, labels, rng, step, unlabeled=None):
+    def phases(self, images, labels, rng, step, unlabeled=None):
         self.generator.train()
         p = self.config.dropout
 
@@ -284,21 +284,14 @@ class PixelRNNTrainer(GeneratorTrainer):
             return x * keep / (1 - p)
 
         drop = dropout if p > 0 else None
-        params = list(self.generator.parameters())
         if unlabeled is None and self.config.label_dropout == 0:
             loss = self.nll_nats(self.generator, images, labels, drop)
-            logs = {"bits_per_dim": loss.item() / math.log(2)}
+            logs = {"bits_per_dim": loss.detach() / math.log(2)}
         else:
             loss, logs = self._loss_with_no_label(images, labels, unlabeled, rng, drop)
-            params += list(self.no_label.parameters())
-        opt = self._opts["g"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        opt.step()
-        self.update_ema(step, self.config.ema_decay)
-        return {"loss": loss.item(), **logs}
+        # Clipped over the optimizer's parameters: the "no label" vectors have no gradient (and
+        # so no part in the norm) on steps that do not use them.
+        yield Phase("g", loss, {"loss": loss.detach(), **logs}, clip=self.config.grad_clip)
 
     def _loss_with_no_label(self, images, labels, unlabeled, rng, dropout):
         """``NLL(labelled) + unlabeled_weight * NLL(unlabelled)`` in one pass over both batches,
@@ -316,11 +309,11 @@ class PixelRNNTrainer(GeneratorTrainer):
         nats = self.nll_nats(self.generator, images, labels, dropout, self.conditioning(labels, no_label),
                              per_image=True)
         labelled = nats[:n].mean()
-        logs = {"bits_per_dim": labelled.item() / math.log(2)}
+        logs = {"bits_per_dim": labelled.detach() / math.log(2)}
         if unlabeled is None:
             return labelled, logs
         unlabelled = nats[n:].mean()
-        logs["unlabeled_bits_per_dim"] = unlabelled.item() / math.log(2)
+        logs["unlabeled_bits_per_dim"] = unlabelled.detach() / math.log(2)
         return labelled + self.config.unlabeled_weight * unlabelled, logs
 
     @torch.no_grad()

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ConditionalGenerator, GeneratorTrainer, accept_fewer_param_groups, keep_missing_on_load
+from .base import ConditionalGenerator, GeneratorTrainer, Phase, accept_fewer_param_groups, keep_missing_on_load
 from .config import param
 from .widths import pyramid_widths
 from .registry import register_model
@@ -263,22 +263,18 @@ class VAETrainer(GeneratorTrainer):
         bound = (q * loss_per_label).sum(1) - entropy + math.log(num_classes)
         return bound.mean(), entropy.mean()
 
-    def training_step(self, images, labels, rng, step, unlabeled=None):
+    def phases(self, images, labels, rng, step, unlabeled=None):
         self.encoder.train()
         self.generator.train()
         eps = torch.randn(images.shape[0], self.config.latent_dim, generator=rng).to(images.device)
         recon, kl = self._terms(images, labels, eps)
         weight = self.kl_weight(step)
         loss = recon + weight * kl
-        extra: dict[str, float] = {}
+        extra: dict[str, torch.Tensor] = {}
         if unlabeled is not None:
             loss, extra = self._add_unlabeled_terms(loss, images, labels, unlabeled, rng, weight)
-        opt = self._opts["vae"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        self.update_ema(step, self.config.ema_decay)
-        return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "kl_weight": weight, **extra}
+        yield Phase("vae", loss, {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(),
+                                  "kl_weight": weight, **extra})
 
     def _add_unlabeled_terms(self, loss, images, labels, unlabeled, rng, kl_weight):
         """M2 (Kingma et al. 2014): ``loss + U(unlabelled) + alpha * CE(q(y|x), y)`` on the
@@ -289,8 +285,8 @@ class VAETrainer(GeneratorTrainer):
         classifier_loss = F.cross_entropy(self.classifier(images), labels)
         alpha = self.config.classifier_weight * math.prod(self.image_shape)
         total = loss + bound + alpha * classifier_loss
-        return total, {"unlabeled_elbo": -bound.item(), "unlabeled_entropy": entropy.item(),
-                       "classifier_loss": classifier_loss.item()}
+        return total, {"unlabeled_elbo": -bound.detach(), "unlabeled_entropy": entropy.detach(),
+                       "classifier_loss": classifier_loss.detach()}
 
     @torch.no_grad()
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

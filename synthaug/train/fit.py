@@ -1,17 +1,22 @@
 """``fit``: the training loop, with checkpoints, resume, logging and sample grids.
 
 The loop is the same for every family: the family's trainer owns its objective and
-optimizers. Every random draw is derived from ``seed``: the model initialisation, the batch
+optimizers and yields its losses phase by phase; the loop steps them (:mod:`synthaug.train.step`),
+on one process or several under torchrun (:mod:`synthaug.train.distributed`), reads the logs back
+every ``LOG_SYNC_EVERY`` steps, and on a non-finite loss either stops or goes back to the last good
+state with halved learning rates (``on_divergence``). Every random draw is derived from ``seed``: the model initialisation, the batch
 order of each epoch (a pure function of seed and epoch) and the training noise (one generator
 whose state is checkpointed), so a resumed run is bitwise equal to an uninterrupted one on CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
 import io
+import hashlib
 import logging
 import math
 import os
@@ -39,8 +44,10 @@ from ..progress import progress_bar
 from ..run import Run
 from ..runtime import draw_noise
 from ..weights import save_generator
+from .distributed import RANK_STREAM, Processes, join
 from .pseudo_labels import DEFAULT_THRESHOLD, check_threshold, pseudo_label
 from .rundir import RunDirectory, check_data_outside_run, resolve_run_path
+from .step import GradientSync, StepRunner, check_precision, stack_logs
 
 DEFAULT_STEPS = 3000
 DEFAULT_MODEL = "dcgan"
@@ -54,6 +61,12 @@ UNLABELED_STREAM = 7919
 ESTIMATE_AFTER = 20
 #: Seed offset of the pseudo-labelling classifier (apart from the networks, batches and grids).
 PSEUDO_LABEL_STREAM = 5
+#: Steps between reads of the logs from the device (one host sync for all of them); the logs are
+#: also read before every grid, evaluation and checkpoint, so none of those sees an unchecked step.
+LOG_SYNC_EVERY = 25
+#: What ``on_divergence`` may say, and how often ``restart`` goes back before giving up.
+ON_DIVERGENCE = ("restart", "stop")
+MAX_RESTARTS = 3
 #: What ``keep`` may say: the generator of the last step, or of the evaluation step with the lowest FID.
 KEEP_CHOICES = ("last", "best")
 
@@ -78,6 +91,10 @@ class FitSettings:
     # fit --pseudo-labels: the confidence an unlabelled image's predicted class needs to join the
     # labelled set; None (old checkpoints, or off): every unlabelled image stays unlabelled.
     pseudo_label_threshold: float | None = None
+    # torchrun: the number of processes the run trains on (each takes batch_size / world_size).
+    world_size: int = 1
+    # fp32, or bf16 autocast of the forward passes (synthaug.train.step.PRECISIONS).
+    precision: str = "fp32"
 
 
 def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: dict[str, Any] | None = None,
@@ -86,7 +103,8 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         skip_bad_files: bool = False, resume: bool = False, force: bool = False, sample_every: int = 500,
         checkpoint_every: int = 500, holdout: float | None = None, progress: bool = True,
         device: str | None = None, eval_every: int | None = None, keep: str | None = None,
-        unlabeled: Any = None, pseudo_labels: float | None = DEFAULT_THRESHOLD) -> Run:
+        unlabeled: Any = None, pseudo_labels: float | None = DEFAULT_THRESHOLD, precision: str | None = None,
+        on_divergence: str = "restart") -> Run:
     """Fit a class-conditional generator on ``data`` and write a run directory to ``out``.
 
     Args:
@@ -124,6 +142,16 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             class (default 0.9; ``None`` or 0: off). The generator's class term then learns from
             them too; the card's ``training["pseudo_labels"]`` says how many got which class and
             how confidently (see :mod:`synthaug.train.pseudo_labels`).
+        precision: ``"fp32"`` (default) or ``"bf16"``: bfloat16 autocast of the forward passes
+            (faster on GPUs with bf16 units; weights and optimizer state stay float32).
+        on_divergence: on a non-finite loss, ``"restart"`` (default) goes back to the last
+            checkpoint (or the start) with every learning rate halved, says so on stderr and in
+            the card's ``training["restarts"]``, and gives up after 3 restarts; ``"stop"`` stops
+            at once. Either way the error names the step and the loss.
+
+    Under ``torchrun --nproc_per_node=N`` (see :mod:`synthaug.train.distributed`) every process
+    calls ``fit`` with the same arguments; ``batch_size`` is the global batch, split evenly over the
+    processes; rank 0 writes the run, which records the world size, and ``resume`` needs the same.
 
     Example:
         >>> import tempfile
@@ -139,6 +167,10 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         raise SynthaugError("--keep best needs --eval-every N (it keeps the evaluation step with the lowest FID), "
                             "got no --eval-every")
     pseudo_labels = check_threshold(pseudo_labels)
+    if precision is not None:
+        check_precision(precision)
+    if on_divergence not in ON_DIVERGENCE:
+        raise SynthaugError(f"--on-divergence: expected one of {', '.join(ON_DIVERGENCE)}, got {on_divergence!r}")
     if holdout is not None and not 0.0 <= holdout < 1.0:
         raise SynthaugError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
     if steps is not None and epochs is not None:
@@ -146,19 +178,37 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
     family = get_family(model or DEFAULT_MODEL)
     if not resume:  # a resumed run's config is checked against its checkpoint's family instead
         family.config(config)  # reject bad hyper-parameters before touching the disk or the data
-    device = resolve_device(device)
+    procs, device = join(resolve_device(device))
+    try:
+        return _fit(procs, data, out, model, family, config, steps, epochs, batch_size, seed, image_size, channels,
+                    skip_bad_files, resume, force, sample_every, checkpoint_every, holdout, progress, device,
+                    eval_every, keep, unlabeled, pseudo_labels, precision, on_divergence)
+    finally:
+        procs.leave()
+
+
+def _fit(procs: Processes, data, out, model, family, config, steps, epochs, batch_size, seed, image_size, channels,
+         skip_bad_files, resume, force, sample_every, checkpoint_every, holdout, progress, device, eval_every, keep,
+         unlabeled, pseudo_labels, precision, on_divergence) -> Run:
+    if procs.distributed and batch_size is not None and batch_size % procs.world_size:
+        raise SynthaugError(f"--batch-size {batch_size} does not split evenly over {procs.world_size} processes: "
+                            f"expected a multiple of {procs.world_size}")
     path = resolve_run_path(out)
     check_data_outside_run(path, [data, unlabeled])
     if unlabeled is not None:
         check_unlabeled_apart(data, unlabeled)
     given = {"--model": model, "--batch-size": batch_size, "--seed": seed, "--image-size": image_size,
-             "--channels": channels, "--holdout": holdout, "--eval-every": eval_every, "--keep": keep}
-    with RunDirectory(path, resume, force) as run_dir:
+             "--channels": channels, "--holdout": holdout, "--eval-every": eval_every, "--keep": keep,
+             "--precision": precision}
+    quiet = _FollowerLogs() if not procs.is_main else contextlib.nullcontext()
+    with quiet, _run_directory(procs, path, resume, force) as run_dir:
         checkpoint = _read_checkpoint(path / CHECKPOINT_FILE) if run_dir.resuming else None
         settings: FitSettings | None = None
         if checkpoint is not None:
             settings = _settings_from_checkpoint(checkpoint, path / CHECKPOINT_FILE)
             _check_resume_options(settings, given, config, path)
+            if settings.world_size != procs.world_size:
+                raise SynthaugError(_world_size_clash(out, settings.world_size, procs.world_size))
             family = get_family(settings.model)
         dataset = load_data(data, image_size=settings.image_size if settings else image_size,
                             channels=settings.channels if settings else channels,
@@ -169,7 +219,10 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
                                    DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
                                    DEFAULT_SEED if seed is None else seed, dataset.image_shape[1],
                                    dataset.image_shape[0], dataset.fingerprint(), holdout, eval_every or 0,
-                                   keep or "last")
+                                   keep or "last", world_size=procs.world_size, precision=precision or "fp32")
+            if settings.batch_size % procs.world_size:
+                raise SynthaugError(f"--batch-size {settings.batch_size} does not split evenly over "
+                                    f"{procs.world_size} processes: expected a multiple of {procs.world_size}")
         elif settings.data_fingerprint != dataset.fingerprint():
             raise SynthaugError(f"cannot resume {out}: expected the data it was fitted on "
                                 f"({settings.data_fingerprint}), got different data ({dataset.fingerprint()})")
@@ -182,8 +235,8 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             raise SynthaugError(f"cannot resume {out}: expected the unlabelled data it was fitted with "
                                 f"({settings.unlabeled_fingerprint or 'none'}), got {unlabeled_fingerprint or 'none'}")
 
-        loop = _Loop(dataset, settings, device, progress, extra)
-        if settings.eval_every:
+        loop = _Loop(dataset, settings, device, progress and procs.is_main, extra, procs, on_divergence)
+        if settings.eval_every and procs.is_main:
             loop.prepare_quality(path / FEATURES_FILE if run_dir.resuming else None)
         total = _total_steps(steps, epochs, loop.steps_per_epoch, default=DEFAULT_STEPS)
         if checkpoint is not None:
@@ -191,9 +244,60 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             if steps is None and epochs is None:
                 total = checkpoint["total_steps"]  # finish what was asked for originally
         # Only now, with data, model and device known to be good, may an old run be replaced.
-        loop.out = run_dir.open()
+        loop.out = procs.outcome(run_dir.open)
         loop.run(total, sample_every, checkpoint_every, after_checkpoint=run_dir.checkpoint_written)
     return Run(out)
+
+
+def _world_size_clash(out, fitted: int, now: int) -> str:
+    how = (f"torchrun --nproc_per_node={fitted} -m synthaug fit ... --resume" if fitted > 1
+           else "synthaug fit ... --resume without torchrun")
+    return (f"cannot resume {out}: it was fitted on {fitted} process(es), got {now}: resume it with {how}, "
+            f"or start again with --force")
+
+
+class _FollowerLogs:
+    """On ranks other than 0: fit's own messages (estimate, pseudo-labels, warnings) are rank 0's
+    to say; only errors get through."""
+
+    def __enter__(self) -> None:
+        self._level = log.level
+        log.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc) -> None:
+        log.setLevel(self._level)
+
+
+class _FollowerRunDirectory:
+    """What ranks other than 0 see of the run directory: they read it, rank 0 writes it."""
+
+    def __init__(self, out: Path, resuming: bool) -> None:
+        self.out, self.resuming = out, resuming
+
+    def open(self) -> Path:
+        return self.out
+
+    def checkpoint_written(self) -> Path:
+        return self.out
+
+
+@contextlib.contextmanager
+def _run_directory(procs: Processes, path: Path, resume: bool, force: bool):
+    """Rank 0 holds the :class:`RunDirectory` (its lock, its checks); the other ranks learn its
+    outcome, so a refusal stops every rank with the same message."""
+    if not procs.distributed:
+        with RunDirectory(path, resume, force) as run_dir:
+            yield run_dir
+        return
+    with contextlib.ExitStack() as stack:
+        entered: list[RunDirectory] = []
+
+        def enter() -> bool:
+            entered.append(stack.enter_context(RunDirectory(path, resume, force)))
+            return entered[0].resuming
+
+        resuming = procs.outcome(enter)
+        yield entered[0] if procs.is_main else _FollowerRunDirectory(path, resuming)
 
 
 def _load_unlabeled(source: Any, family, dataset: ImageData, skip_bad_files: bool) -> UnlabeledImages | None:
@@ -293,7 +397,7 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 _SETTING_TYPES = {"model": str, "config": dict, "batch_size": int, "seed": int, "image_size": int,
                   "channels": int, "data_fingerprint": str, "holdout": (int, float), "eval_every": int, "keep": str,
-                  "pseudo_label_threshold": (float, type(None))}
+                  "pseudo_label_threshold": (float, type(None)), "world_size": int, "precision": str}
 
 
 def _settings_from_checkpoint(state: dict[str, Any], path: Path) -> FitSettings:
@@ -322,7 +426,8 @@ def _check_resume_options(settings: FitSettings, given: dict[str, Any], config: 
     """Refuse options that contradict the checkpoint: a resumed run keeps what it started with."""
     stored = {"--model": settings.model, "--batch-size": settings.batch_size, "--seed": settings.seed,
               "--image-size": settings.image_size, "--channels": settings.channels,
-              "--holdout": settings.holdout, "--eval-every": settings.eval_every or "off", "--keep": settings.keep}
+              "--holdout": settings.holdout, "--eval-every": settings.eval_every or "off", "--keep": settings.keep,
+              "--precision": settings.precision}
     clashes = [f"{flag} {value} (checkpoint: {stored[flag]})" for flag, value in given.items()
                if value is not None and value != stored[flag]]
     if config:
@@ -337,8 +442,11 @@ def _check_resume_options(settings: FitSettings, given: dict[str, Any], config: 
 
 class _Loop:
     def __init__(self, data: ImageData, settings: FitSettings, device: torch.device, progress: bool,
-                 unlabeled: UnlabeledImages | None = None) -> None:
+                 unlabeled: UnlabeledImages | None = None, procs: Processes = Processes(),
+                 on_divergence: str = "restart") -> None:
         self.data, self.settings, self.progress = data, settings, progress
+        self.procs, self.on_divergence = procs, on_divergence
+        self.runner = StepRunner(settings.precision, GradientSync(procs.world_size) if procs.distributed else None)
         self.out: Path | None = None  # set once the run directory is open
         self.device = device
         # Initialise the networks from the seed without disturbing the caller's global RNG.
@@ -375,8 +483,12 @@ class _Loop:
         self.unlabeled_images = unlabeled.as_float().to(self.device) if unlabeled is not None else None
         self.unlabeled_batches = EpochBatches(len(unlabeled) if unlabeled is not None else 0, self.batch_size, settings.seed + UNLABELED_STREAM) \
             if unlabeled is not None else None
-        self.rng = torch.Generator().manual_seed(settings.seed + 1)
+        # Each rank its own noise stream; rank 0's is a single process's.
+        self.rng = torch.Generator().manual_seed(settings.seed + 1 + procs.rank * RANK_STREAM)
         self.step = 0
+        self.pending: list[dict[str, Any]] = []  # steps whose logs are not yet read from the device
+        self.restarts: list[dict[str, Any]] = []  # on_divergence="restart": where and why it went back
+        self._good: dict[str, Any] | None = None  # the state to go back to: the last checkpoint's
         self.elapsed = 0.0
         self.log_rows: list[dict[str, Any]] = []
         # Fixed noise for the grids: one row per class, so progress is comparable across grids.
@@ -427,14 +539,20 @@ class _Loop:
         spec = self.trainer.generator.noise_spec()
         self.eval_noise = draw_noise(spec, len(self.monitor.labels), torch.Generator().manual_seed(seed + 1))
 
+    def _my_share(self, indices: torch.Tensor) -> torch.Tensor:
+        """This rank's slice of a global batch (all of it on one process)."""
+        if not self.procs.distributed:
+            return indices
+        return indices.tensor_split(self.procs.world_size)[self.procs.rank]
+
     def _batch_indices(self, step: int) -> torch.Tensor:
-        return self.batches(step).to(self.device)
+        return self._my_share(self.batches(step)).to(self.device)
 
     def _unlabeled_batch(self, step: int) -> dict[str, torch.Tensor]:
         """``{"unlabeled": batch}`` for the family's step, or nothing (the labelled-only step)."""
         if self.unlabeled_batches is None:
             return {}
-        return {"unlabeled": self.unlabeled_images[self.unlabeled_batches(step).to(self.device)]}
+        return {"unlabeled": self.unlabeled_images[self._my_share(self.unlabeled_batches(step)).to(self.device)]}
 
     def run(self, total: int, sample_every: int, checkpoint_every: int,
             after_checkpoint: Callable[[], Path]) -> None:
@@ -443,34 +561,80 @@ class _Loop:
         bar = progress_bar(total, f"fit {self.settings.model}", self.progress, initial=start)
         t0 = time.perf_counter() - self.elapsed
         t_run = time.perf_counter()  # this call's start: the estimate measures this run's own pace
+        self._good = self._state(total)
         try:
             while self.step < total:
                 idx = self._batch_indices(self.step)
-                losses = self.trainer.training_step(self.images[idx], self.labels[idx], self.rng, self.step,
-                                                    **self._unlabeled_batch(self.step))
-                bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                if bad:
-                    raise SynthaugError(f"training diverged at step {self.step}: {bad[0]} is {losses[bad[0]]}; "
-                                        f"try a lower learning rate")
+                logs = self.runner(self.trainer, self.images[idx], self.labels[idx], self.rng, self.step,
+                                   **self._unlabeled_batch(self.step))
                 self.step += 1
                 self.elapsed = time.perf_counter() - t0
+                self.pending.append({"step": self.step, "epoch": (self.step - 1) // self.steps_per_epoch,
+                                     "time_s": round(self.elapsed, 3), "logs": logs})
+                bar.update(1)
+                due_quality = self.monitor is not None and (self.step % self.settings.eval_every == 0
+                                                            or self.step == total)
+                due_grid = self.step % sample_every == 0 or self.step == total
+                due_checkpoint = self.step % checkpoint_every == 0 or self.step == total
+                if (due_quality or due_grid or due_checkpoint or len(self.pending) >= LOG_SYNC_EVERY
+                        or self.step - start == ESTIMATE_AFTER):
+                    if not self._read_logs():
+                        self._go_back(bar)
+                        continue
                 if self.step - start == ESTIMATE_AFTER and total - self.step > ESTIMATE_AFTER:
                     self._say_estimate(total, (time.perf_counter() - t_run) / ESTIMATE_AFTER)
-                self.log_rows.append({"step": self.step, "epoch": (self.step - 1) // self.steps_per_epoch,
-                                      "time_s": round(self.elapsed, 3), **{k: round(v, 6) for k, v in losses.items()}})
-                bar.update(1)
-                if self.step % 50 == 0 or self.step == total:
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k.startswith("loss")}, refresh=False)
-                if self.monitor is not None and (self.step % self.settings.eval_every == 0 or self.step == total):
+                if (self.step % 50 == 0 or self.step == total) and self.log_rows:
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in self.log_rows[-1].items() if k.startswith("loss")},
+                                    refresh=False)
+                if due_quality:
                     self.measure_quality()
-                if self.step % sample_every == 0 or self.step == total:
+                if due_grid and self.procs.is_main:
                     self.write_grid()
-                if self.step % checkpoint_every == 0 or self.step == total:
-                    self.evaluate()
-                    self.write_checkpoint(total)
-                    self.out = after_checkpoint()
+                if due_checkpoint:
+                    self._checkpoint(total, after_checkpoint)
         finally:
             bar.close()
+
+    def _read_logs(self) -> bool:
+        """Read the pending steps' logs back from the device into ``log_rows``; ``False`` (and
+        nothing added) if any step of any rank had a non-finite value."""
+        rows = stack_logs([entry["logs"] for entry in self.pending])
+        bad = next(((entry, k, v) for entry, row in zip(self.pending, rows) for k, v in row.items()
+                    if not math.isfinite(v)), None)
+        first_bad = self.procs.min_int(bad[0]["step"] if bad is not None else 2**62)
+        if first_bad < 2**62:
+            step = first_bad - 1  # the step index the loss was computed at
+            what = f"{bad[1]} is {bad[2]}" if bad is not None and bad[0]["step"] == first_bad else \
+                "a loss is not finite on another process"
+            self.pending = []
+            self._divergence = (step, f"training diverged at step {step}: {what}")
+            return False
+        for entry, row in zip(self.pending, rows):
+            self.log_rows.append({"step": entry["step"], "epoch": entry["epoch"], "time_s": entry["time_s"],
+                                  **{k: round(v, 6) for k, v in row.items()}})
+        self.pending = []
+        return True
+
+    def _go_back(self, bar) -> None:
+        """A loss was not finite: stop with the message, or go back to the last good state with
+        every learning rate halved (at most MAX_RESTARTS times)."""
+        diverged_at, message = self._divergence
+        if self.on_divergence == "stop":
+            raise SynthaugError(f"{message}; try a lower learning rate, or --on-divergence restart")
+        if len(self.restarts) >= MAX_RESTARTS:
+            raise SynthaugError(f"{message}, after {MAX_RESTARTS} restarts with halved learning rates; "
+                                f"try a lower learning rate")
+        good = self._good
+        self._load_state(copy.deepcopy(good))
+        for optimizer in self.trainer.optimizers().values():
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.5
+        self.restarts.append({"diverged_at": diverged_at, "back_to": self.step,
+                              "lr_scale": 0.5 ** (len(self.restarts) + 1)})
+        log.warning("%s; going back to step %d with the learning rates halved (restart %d of %d)",
+                    message, self.step, len(self.restarts), MAX_RESTARTS)
+        bar.n = self.step
+        bar.refresh()
 
     def _say_estimate(self, total: int, seconds_per_step: float) -> None:
         """One line, once, after the first steps: how long the rest will take and how to shorten it."""
@@ -520,6 +684,8 @@ class _Loop:
             training={"steps": self.step, "seed": s.seed, "batch_size": self.batch_size,
                       "seconds": round(self.elapsed, 1), "train_size": self.num_train,
                       "holdout_size": len(self.test_labels), "holdout_per_class": self.holdout_per_class,
+                      "world_size": s.world_size, **({"precision": s.precision} if s.precision != "fp32" else {}),
+                      **({"restarts": list(self.restarts)} if self.restarts else {}),
                       **({"pseudo_labels": self.pseudo} if self.pseudo is not None else {}),
                       **self._quality_provenance()},
             metrics=dict(self.kept.metrics) if self.kept is not None else {**self.metrics, **self.quality},
@@ -536,7 +702,52 @@ class _Loop:
             out["kept_step"] = self.kept.step if self.kept is not None else self.step
         return out
 
-    def write_checkpoint(self, total: int) -> None:
+    def _checkpoint(self, total: int, after_checkpoint: Callable[[], Path]) -> None:
+        """Rank 0 evaluates and writes the checkpoint (with every rank's noise state); every rank
+        learns whether that worked, and keeps the state as the one to go back to on divergence."""
+        rng_states = self.procs.gather(self.rng.get_state())
+        ranks = self.procs.gather(self._rank_record()) if self.procs.distributed else None
+
+        def write() -> Path:
+            self.evaluate()
+            self.write_checkpoint(total, rng_states, ranks)
+            return after_checkpoint()
+
+        self.out = self.procs.outcome(write)
+        self._good = copy.deepcopy(self._state(total))
+
+    def _rank_record(self) -> dict[str, Any]:
+        """What this rank holds and has drawn, kept in a multi-process checkpoint: a digest of its
+        parameters (equal on every rank) and the images of this epoch's batches it took."""
+        digest = hashlib.sha256()
+        for tensor in self.trainer.state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        epoch_start = (self.step - 1) // self.steps_per_epoch * self.steps_per_epoch
+        seen = [self._my_share(self.batches(s)) for s in range(epoch_start, self.step)]
+        return {"rank": self.procs.rank, "state_sha256": digest.hexdigest(),
+                "epoch_indices": torch.cat(seen).tolist() if seen else []}
+
+    def _state(self, total: int) -> dict[str, Any]:
+        """Everything a resumed (or restarted) run needs, as live references: copy before keeping."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "total_steps": total,
+            "elapsed": self.elapsed,
+            "settings": self.settings.__dict__,
+            "trainer": self.trainer.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.trainer.optimizers().items()},
+            "rng": self.rng.get_state(),
+            "log": self.log_rows,
+            "metrics": self.metrics,
+            "quality": self.quality,
+            "restarts": self.restarts,
+            "kept": None if self.kept is None else {"step": self.kept.step, "metrics": self.kept.metrics,
+                                                    "generator": self.kept.generator.state_dict()},
+        }
+
+    def write_checkpoint(self, total: int, rng_states: list[torch.Tensor] | None = None,
+                         ranks: list[dict[str, Any]] | None = None) -> None:
         # Order matters for a kill at any moment: the log and the generator first, then the
         # checkpoint that --resume reads (it truncates the log back to its own step). The
         # feature network comes after the card: --force knows it as fit's own only beside one.
@@ -550,21 +761,11 @@ class _Loop:
 
             write_feature_network(self.out / FEATURES_FILE, *self._features_to_write)
             self._features_to_write = None
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "step": self.step,
-            "total_steps": total,
-            "elapsed": self.elapsed,
-            "settings": self.settings.__dict__,
-            "trainer": self.trainer.state_dict(),
-            "optimizers": {k: o.state_dict() for k, o in self.trainer.optimizers().items()},
-            "rng": self.rng.get_state(),
-            "log": self.log_rows,
-            "metrics": self.metrics,
-            "quality": self.quality,
-            "kept": None if self.kept is None else {"step": self.kept.step, "metrics": self.kept.metrics,
-                                                    "generator": self.kept.generator.state_dict()},
-        }
+        state = self._state(total)
+        if rng_states is not None and len(rng_states) > 1:
+            state["rng_ranks"] = rng_states
+        if ranks is not None:
+            state["ranks"] = ranks
         atomic_write(self.out / CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
 
     def write_log(self) -> None:
@@ -577,22 +778,28 @@ class _Loop:
         writer.writerows(self.log_rows)
         atomic_write_text(self.out / LOG_FILE, buf.getvalue())
 
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.trainer.load_state_dict(state["trainer"])
+        for k, opt in self.trainer.optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])
+        ranks = state.get("rng_ranks")
+        self.rng.set_state(ranks[self.procs.rank] if ranks is not None else state["rng"])
+        self.step = int(state["step"])
+        self.log_rows = list(state["log"])
+        self.metrics = dict(state.get("metrics", {}))
+        self.quality = dict(state.get("quality") or {})
+        self.restarts = list(state.get("restarts") or [])
+        kept = state.get("kept")
+        self.kept = None
+        if kept is not None:
+            generator = copy.deepcopy(self.trainer.sampling_generator()).cpu()
+            generator.load_state_dict(kept["generator"])
+            self.kept = _Kept(int(kept["step"]), dict(kept["metrics"]), generator)
+
     def restore(self, state: dict[str, Any], path: Path) -> None:
         try:
-            self.trainer.load_state_dict(state["trainer"])
-            for k, opt in self.trainer.optimizers().items():
-                opt.load_state_dict(state["optimizers"][k])
-            self.rng.set_state(state["rng"])
-            self.step = int(state["step"])
+            self._load_state(state)
             self.elapsed = float(state["elapsed"])
-            self.log_rows = list(state["log"])
-            self.metrics = dict(state.get("metrics", {}))
-            self.quality = dict(state.get("quality") or {})
-            kept = state.get("kept")
-            if kept is not None:
-                generator = copy.deepcopy(self.trainer.sampling_generator()).cpu()
-                generator.load_state_dict(kept["generator"])
-                self.kept = _Kept(int(kept["step"]), dict(kept["metrics"]), generator)
         except (KeyError, RuntimeError, TypeError, ValueError) as err:  # a damaged or foreign checkpoint
             first = (str(err).strip().splitlines() or [""])[0]
             raise SynthaugError(f"{path}: checkpoint does not fit its own settings ({type(err).__name__}: "
