@@ -561,7 +561,7 @@ class _Loop:
         bar = progress_bar(total, f"fit {self.settings.model}", self.progress, initial=start)
         t0 = time.perf_counter() - self.elapsed
         t_run = time.perf_counter()  # this call's start: the estimate measures this run's own pace
-        self._good = self._state(total)
+        self._good = copy.deepcopy(self._state(total))
         try:
             while self.step < total:
                 idx = self._batch_indices(self.step)
@@ -624,8 +624,9 @@ class _Loop:
         if len(self.restarts) >= MAX_RESTARTS:
             raise SynthaugError(f"{message}, after {MAX_RESTARTS} restarts with halved learning rates; "
                                 f"try a lower learning rate")
-        good = self._good
-        self._load_state(copy.deepcopy(good))
+        restarts = self.restarts  # the good state predates them
+        self._load_state(copy.deepcopy(self._good))
+        self.restarts = restarts
         for optimizer in self.trainer.optimizers().values():
             for group in optimizer.param_groups:
                 group["lr"] *= 0.5
