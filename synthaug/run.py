@@ -63,7 +63,7 @@ class Run:
             raise SynthaugError(f"{path}: expected a readable checkpoint with the trainer's state "
                                 f"({type(err).__name__})") from None
         card = self.card
-        trainer = create_model(card.family, card.config, tuple(card.image_shape), card.num_classes)
+        trainer = create_model(card.family, full_config(card), tuple(card.image_shape), card.num_classes)
         trainer.load_state_dict(state)
         return trainer.eval()
 
@@ -79,4 +79,19 @@ class Run:
         return sorted(self.path.glob("samples_*.png"))
 
 
-__all__ = ["Run"]
+def full_config(card: GeneratorCard) -> dict:
+    """The family's whole config from a card: the architecture (``config``) and the training
+    settings (``training["hyperparameters"]``; cards before the split hold all of it in
+    ``config``). Training knobs this release does not know (a newer release's) are left out: they
+    cannot change the networks' shapes."""
+    import dataclasses
+
+    from .models import get_family
+
+    known = {f.name for f in dataclasses.fields(get_family(card.family).config_cls)}
+    hyper = card.training.get("hyperparameters")
+    hyper = {k: v for k, v in hyper.items() if k in known} if isinstance(hyper, dict) else {}
+    return {**hyper, **card.config}
+
+
+__all__ = ["Run", "full_config"]

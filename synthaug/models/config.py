@@ -1,4 +1,19 @@
-"""Hyper-parameter dataclasses: declared ranges, every problem reported in one message."""
+"""Hyper-parameter dataclasses: declared ranges, every problem reported in one message.
+
+A family's config holds two kinds of fields: the architecture (``param(..., architecture=True)``:
+the shapes of the networks, what the card needs to rebuild the generator and ``Run.trainer()`` the
+rest, e.g. ``latent_dim``, ``g_width``, ``d_width``) and training settings (optimiser, loss,
+DiffAugment, EMA, semi-supervised weights). The card keeps them apart (:func:`split_config`): ``config`` holds the architecture only and
+``training["hyperparameters"]`` the rest, so a release that adds a training knob writes cards the
+releases before it still read (they build generators from ``config`` and never look inside
+``training``).
+
+Example:
+    >>> from synthaug.models import get_family
+    >>> arch, training = split_config(get_family("dcgan").config({"lr_g": 1e-4}))
+    >>> sorted(arch), training["lr_g"]
+    (['d_norm', 'd_width', 'embed_dim', 'g_width', 'latent_dim'], 0.0001)
+"""
 
 from __future__ import annotations
 
@@ -11,12 +26,22 @@ C = TypeVar("C")
 
 
 def param(default: Any, *, low: float | None = None, high: float | None = None,
-          choices: tuple | None = None, help: str = "") -> Any:
-    """A config field with its valid range; ``low``/``high`` are inclusive."""
-    meta = {"low": low, "high": high, "choices": choices, "help": help}
+          choices: tuple | None = None, help: str = "", architecture: bool = False) -> Any:
+    """A config field with its valid range; ``low``/``high`` are inclusive. ``architecture``:
+    part of the networks' shapes (the card's ``config``), not a training setting."""
+    meta = {"low": low, "high": high, "choices": choices, "help": help, "architecture": architecture}
     if isinstance(default, (list, tuple)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def split_config(config: Any, values: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(architecture, training)``: the config's fields (or ``values``, e.g. with resolved
+    choices, keyed like them) split by :func:`param`'s ``architecture`` flag."""
+    values = dataclasses.asdict(config) if values is None else values
+    arch_names = {f.name for f in dataclasses.fields(config) if f.metadata.get("architecture")}
+    return ({k: v for k, v in values.items() if k in arch_names},
+            {k: v for k, v in values.items() if k not in arch_names})
 
 
 def config_problems(config: Any) -> list[str]:

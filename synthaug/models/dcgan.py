@@ -35,12 +35,12 @@ from .registry import register_model
 
 @dataclass
 class DCGANConfig:
-    latent_dim: int = param(64, low=1, high=4096, help="size of the normal noise vector")
-    embed_dim: int = param(32, low=1, high=4096, help="size of the generator's label embedding")
-    g_width: int = param(64, low=1, high=4096, help="generator channels at full resolution")
-    d_width: int = param(64, low=1, high=4096, help="discriminator channels at full resolution")
+    latent_dim: int = param(64, architecture=True, low=1, high=4096, help="size of the normal noise vector")
+    embed_dim: int = param(32, architecture=True, low=1, high=4096, help="size of the generator's label embedding")
+    g_width: int = param(64, architecture=True, low=1, high=4096, help="generator channels at full resolution")
+    d_width: int = param(64, architecture=True, low=1, high=4096, help="discriminator channels at full resolution")
     loss: str = param("hinge", choices=("hinge", "nonsaturating"))
-    d_norm: str = param("spectral", choices=("spectral", "batch"))
+    d_norm: str = param("spectral", architecture=True, choices=("spectral", "batch"))
     lr_g: float = param(2e-4, low=1e-7, high=1.0)
     lr_d: float = param(2e-4, low=1e-7, high=1.0)
     betas: tuple = param((0.0, 0.99), low=0.0, high=0.9999)

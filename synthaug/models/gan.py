@@ -39,14 +39,14 @@ from .registry import register_model
 
 @dataclass
 class GANConfig:
-    latent_dim: int = param(64, low=1, high=4096, help="size of the normal noise vector")
-    embed_dim: int = param(32, low=1, high=4096, help="size of the generator's label embedding")
-    g_width: int = param(256, low=1, high=8192, help="units per generator hidden layer")
-    d_width: int = param(256, low=1, high=8192, help="units per discriminator hidden layer")
-    g_layers: int = param(2, low=1, high=8, help="generator hidden layers")
-    d_layers: int = param(2, low=1, high=8, help="discriminator hidden layers")
+    latent_dim: int = param(64, architecture=True, low=1, high=4096, help="size of the normal noise vector")
+    embed_dim: int = param(32, architecture=True, low=1, high=4096, help="size of the generator's label embedding")
+    g_width: int = param(256, architecture=True, low=1, high=8192, help="units per generator hidden layer")
+    d_width: int = param(256, architecture=True, low=1, high=8192, help="units per discriminator hidden layer")
+    g_layers: int = param(2, architecture=True, low=1, high=8, help="generator hidden layers")
+    d_layers: int = param(2, architecture=True, low=1, high=8, help="discriminator hidden layers")
     loss: str = param("hinge", choices=("hinge", "nonsaturating"))
-    d_norm: str = param("spectral", choices=("spectral", "none"), help="normalisation of D's layers")
+    d_norm: str = param("spectral", architecture=True, choices=("spectral", "none"), help="normalisation of D's layers")
     lr_g: float = param(2e-4, low=1e-7, high=1.0)
     lr_d: float = param(2e-4, low=1e-7, high=1.0)
     betas: tuple = param((0.0, 0.99), low=0.0, high=0.9999)

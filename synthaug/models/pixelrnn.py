@@ -51,12 +51,12 @@ _ODD = tuple(range(1, 16, 2))
 
 @dataclass
 class PixelRNNConfig:
-    hidden: int = param(32, low=1, high=1024, help="hidden units per Row LSTM layer")
-    layers: int = param(2, low=1, high=16, help="Row LSTM layers")
-    levels: int = param(256, low=2, high=256, help="intensity levels per sub-pixel (softmax size)")
-    input_kernel: int = param(5, choices=_ODD, help="width of the first masked convolution")
-    row_kernel: int = param(3, low=1, high=15, help="input-to-state taps: this pixel and those to its left")
-    state_kernel: int = param(3, choices=_ODD, help="state-to-state taps over the previous row")
+    hidden: int = param(32, architecture=True, low=1, high=1024, help="hidden units per Row LSTM layer")
+    layers: int = param(2, architecture=True, low=1, high=16, help="Row LSTM layers")
+    levels: int = param(256, architecture=True, low=2, high=256, help="intensity levels per sub-pixel (softmax size)")
+    input_kernel: int = param(5, architecture=True, choices=_ODD, help="width of the first masked convolution")
+    row_kernel: int = param(3, architecture=True, low=1, high=15, help="input-to-state taps: this pixel and those to its left")
+    state_kernel: int = param(3, architecture=True, choices=_ODD, help="state-to-state taps over the previous row")
     lr: float = param(2e-3, low=1e-7, high=1.0)
     grad_clip: float = param(1.0, low=0.0, high=1e6, help="max gradient norm (0: off)")
     ema_decay: float = param(0.995, low=0.0, high=1.0)

@@ -69,10 +69,10 @@ _EVAL_SEED = 1234
 
 @dataclass
 class VAEConfig:
-    latent_dim: int = param(16, low=1, high=4096, help="size of the latent (the normal noise vector)")
-    embed_dim: int = param(16, low=1, high=4096, help="size of the label embeddings")
-    g_width: int = param(64, low=1, high=4096, help="decoder channels at full resolution")
-    e_width: int = param(64, low=1, high=4096, help="encoder channels at full resolution")
+    latent_dim: int = param(16, architecture=True, low=1, high=4096, help="size of the latent (the normal noise vector)")
+    embed_dim: int = param(16, architecture=True, low=1, high=4096, help="size of the label embeddings")
+    g_width: int = param(64, architecture=True, low=1, high=4096, help="decoder channels at full resolution")
+    e_width: int = param(64, architecture=True, low=1, high=4096, help="encoder channels at full resolution")
     likelihood: str = param("gaussian", choices=("gaussian", "bernoulli"),
                             help="gaussian with a learned shared sigma, or bernoulli means")
     beta: float = param(1.0, low=0.0, high=100.0, help="final weight of the KL term")
@@ -85,7 +85,7 @@ class VAEConfig:
         0.5, low=0.0, high=1e4,
         help="weight of q(y|x)'s cross-entropy on labelled images per image dimension "
              "(M2's alpha = this * C*H*W)")
-    classifier_width: int = param(32, low=1, high=4096, help="q(y|x) classifier channels at full resolution")
+    classifier_width: int = param(32, architecture=True, low=1, high=4096, help="q(y|x) classifier channels at full resolution")
     unlabeled_classes: int = param(
         10, low=1, high=4096,
         help="labels summed over per unlabelled image: all if there are no more classes, "

@@ -40,6 +40,7 @@ from ..errors import SynthaugError
 from ..grid import save_grid
 from ..layout import CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOG_FILE, SAMPLES_PATTERN, WEIGHTS_FILE
 from ..models import GeneratorTrainer, create_model, get_family, list_models
+from ..models.config import split_config
 from ..progress import progress_bar
 from ..run import Run
 from ..runtime import draw_noise
@@ -674,8 +675,10 @@ class _Loop:
 
     def card(self) -> GeneratorCard:
         d, s = self.data, self.settings
+        # The architecture rebuilds the generator; training settings go where older readers never look.
+        architecture, hyperparameters = split_config(self.trainer.config, self.trainer.config_dict())
         return GeneratorCard(
-            family=s.model, config=self.trainer.config_dict(), image_shape=list(d.image_shape),
+            family=s.model, config=architecture, image_shape=list(d.image_shape),
             num_classes=d.num_classes, class_names=list(d.class_names),
             noise=self.trainer.generator.noise_spec(),
             output={"dtype": "float32", "layout": "NCHW", "range": [0.0, 1.0], "pixel_max": d.pixel_max},
@@ -683,6 +686,7 @@ class _Loop:
                      "class_counts": d.class_counts(), "unlabeled_size": self.num_unlabeled,
                      **({"unlabeled_fingerprint": s.unlabeled_fingerprint} if s.unlabeled_fingerprint else {})},
             training={"steps": self.step, "seed": s.seed, "batch_size": self.batch_size,
+                      "hyperparameters": hyperparameters,
                       "seconds": round(self.elapsed, 1), "train_size": self.num_train,
                       "holdout_size": len(self.test_labels), "holdout_per_class": self.holdout_per_class,
                       "world_size": s.world_size, **({"precision": s.precision} if s.precision != "fp32" else {}),
