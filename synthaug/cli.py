@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help=f"generator family: {', '.join(list_models())} (default dcgan)")
     p.add_argument("--out", required=True, help="run directory to create")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="training steps (default 3000)")
+    length.add_argument("--steps", type=int, help="training steps (default 3000; from 32x32 with fewer than 2000 "
+                        "images, 1500)")
     length.add_argument("--epochs", type=int, help="training epochs, instead of --steps")
     p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--batch-size", type=int, help="default 64")

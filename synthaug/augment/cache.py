@@ -36,6 +36,7 @@ from ..models.registry import get_family
 from ..run import Run
 from ..runtime.sampler import Sampler
 from ..train import DEFAULT_STEPS, fit
+from ..train.fit import default_steps
 from ..train.pseudo_labels import DEFAULT_THRESHOLD, check_threshold
 from ..train.rundir import check_data_outside_run
 
@@ -97,7 +98,7 @@ def cached_sampler(real: Any, family: str, *, unlabeled: Any = None, steps: int 
             Dataset of ``(image, label)``, an ImageData, an image folder, an ``.npz``, ``"digits"``).
         family: a registered family (:func:`synthaug.list_models`).
         unlabeled / pseudo_labels: as :func:`synthaug.fit`'s.
-        steps: training steps (default: fit's, 3000).
+        steps: training steps (default: fit's, see :func:`synthaug.train.fit.default_steps`).
         seed: fit's seed.
         cache_dir: the cache root (default: see :func:`cache_root`).
         progress: show fit's progress bar (stderr).
@@ -121,7 +122,7 @@ def cached_sampler(real: Any, family: str, *, unlabeled: Any = None, steps: int 
     if unlabeled is not None:
         check_unlabeled_apart(real, unlabeled)  # fit sees an ImageData and could no longer check
         pool = load_unlabeled(unlabeled, data.image_shape)  # read once, like the labelled images
-    steps = _check_steps(steps)
+    steps = _check_steps(steps) if steps is not None else default_steps(data.image_shape[1], len(data))
     directory = fit_directory(data, name, unlabeled_fingerprint=pool.fingerprint() if pool is not None else None,
                               steps=steps, seed=seed, pseudo_labels=pseudo_labels, cache_dir=cache_dir)
     check_data_outside_run(directory.resolve(), [real, unlabeled])

@@ -112,6 +112,12 @@ class GeneratorTrainer(nn.Module):
     #: Whether ``training_step`` learns from its ``unlabeled`` batch (``fit --unlabeled``).
     uses_unlabeled: ClassVar[bool] = False
 
+    @classmethod
+    def size_defaults(cls, image_shape: tuple[int, int, int], dataset_size: int) -> dict[str, Any]:
+        """Hyper-parameters whose default depends on the data (e.g. narrower networks for larger
+        images); ``fit`` applies them under the user's own ``config`` and records them."""
+        return {}
+
     def prepare(self, dataset_size: int) -> None:
         """Called by ``fit`` once the data is known, before training or resuming: settle
         data-dependent choices (e.g. augmentation on small datasets). Must be deterministic."""

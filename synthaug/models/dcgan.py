@@ -27,7 +27,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from .adversarial import AdversarialTrainer, ProjectionHead
 from .base import ConditionalGenerator
 from .config import param
-from .widths import pyramid_widths
+from .widths import default_width, pyramid_widths
 from .diffaugment import POLICIES
 from .registry import register_model
 
@@ -102,6 +102,11 @@ class ProjectionDiscriminator(nn.Module):
 @register_model("dcgan", config=DCGANConfig, generator=DCGANGenerator,
                 description="class-conditional DCGAN with a projection discriminator")
 class DCGANTrainer(AdversarialTrainer):
+    @classmethod
+    def size_defaults(cls, image_shape, dataset_size: int) -> dict:
+        width = default_width(image_shape[1])
+        return {"g_width": width, "d_width": width}
+
     def __init__(self, config: DCGANConfig, image_shape, num_classes: int) -> None:
         generator = DCGANGenerator(config, image_shape, num_classes)
         discriminator = ProjectionDiscriminator(config, image_shape, num_classes)

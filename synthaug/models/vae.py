@@ -61,7 +61,7 @@ from torch import nn
 
 from .base import ConditionalGenerator, GeneratorTrainer, Phase, accept_fewer_param_groups, keep_missing_on_load
 from .config import param
-from .widths import pyramid_widths
+from .widths import default_width, pyramid_widths
 from .registry import register_model
 
 _EVAL_SEED = 1234
@@ -191,6 +191,11 @@ class VAETrainer(GeneratorTrainer):
         opt.add_param_group({"params": list(self.classifier.parameters())})
         accept_fewer_param_groups(opt)
         self._opts = {"vae": opt}
+
+    @classmethod
+    def size_defaults(cls, image_shape, dataset_size: int) -> dict:
+        width = default_width(image_shape[1])
+        return {"g_width": width, "e_width": width}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._opts

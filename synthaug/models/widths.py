@@ -5,6 +5,23 @@ from __future__ import annotations
 import math
 
 MAX_WIDTH = 512
+#: The default base width at and below 16x16; above, it halves each time the side doubles.
+DEFAULT_WIDTH = 64
+MIN_DEFAULT_WIDTH = 16
+
+
+def default_width(image_size: int) -> int:
+    """The base width ``fit`` uses unless told otherwise: 64 up to 16x16, 32 at 32x32, 16 at 64x64.
+
+    Why: the pyramid's cost grows with the square of the side at a fixed base width; at 32x32 a
+    width-64 dcgan step took 1.16 s on 2 CPU cores against 0.31 s at width 32
+    (benchmarks/results/default_fit.md measures what that costs in quality).
+
+    Example:
+        >>> [default_width(s) for s in (8, 16, 32, 64)]
+        [64, 64, 32, 16]
+    """
+    return max(MIN_DEFAULT_WIDTH, min(DEFAULT_WIDTH, DEFAULT_WIDTH * 16 // image_size))
 
 
 def pyramid_widths(base: int, image_size: int) -> list[int]:

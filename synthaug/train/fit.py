@@ -51,6 +51,9 @@ from .rundir import RunDirectory, check_data_outside_run, resolve_run_path
 from .step import GradientSync, StepRunner, check_precision, stack_logs
 
 DEFAULT_STEPS = 3000
+#: From 32x32 up, fewer default steps for datasets smaller than this (see default_steps).
+SHORT_FIT_BELOW = 2000
+SHORT_FIT_STEPS = 1500
 DEFAULT_MODEL = "dcgan"
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_SEED = 0
@@ -116,7 +119,8 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             other (see :mod:`synthaug.train.rundir`). One process at a time may write it.
         model: a registered family (see :func:`synthaug.list_models`); default ``"dcgan"``.
         config: overrides of the family's hyper-parameters.
-        steps / epochs: training length (one of them; default 3000 steps).
+        steps / epochs: training length (one of them; default: :func:`default_steps`, 3000 steps up
+            to 16x16).
         batch_size / seed: default 64 and 0.
         resume: continue the run in ``out`` from its last checkpoint; ``steps``/``epochs`` may
             extend it. ``model``, ``config``, ``batch_size``, ``seed``, ``image_size``,
@@ -216,7 +220,12 @@ def _fit(procs: Processes, data, out, model, family, config, steps, epochs, batc
                             skip_bad_files=skip_bad_files, supported_sizes=family.generator_cls.image_sizes)
         if settings is None:
             holdout = family.trainer_cls.default_holdout if holdout is None else holdout
-            settings = FitSettings(model or DEFAULT_MODEL, dict(config or {}),
+            auto = _size_defaults(family, dataset, dict(config or {}))
+            if auto:
+                log.info("fit: %s images: %s by default (--set KEY=VALUE to choose)",
+                         "x".join(map(str, dataset.image_shape[1:])),
+                         ", ".join(f"{k} {v}" for k, v in auto.items()))
+            settings = FitSettings(model or DEFAULT_MODEL, {**auto, **(config or {})},
                                    DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
                                    DEFAULT_SEED if seed is None else seed, dataset.image_shape[1],
                                    dataset.image_shape[0], dataset.fingerprint(), holdout, eval_every or 0,
@@ -239,7 +248,8 @@ def _fit(procs: Processes, data, out, model, family, config, steps, epochs, batc
         loop = _Loop(dataset, settings, device, progress and procs.is_main, extra, procs, on_divergence)
         if settings.eval_every and procs.is_main:
             loop.prepare_quality(path / FEATURES_FILE if run_dir.resuming else None)
-        total = _total_steps(steps, epochs, loop.steps_per_epoch, default=DEFAULT_STEPS)
+        total = _total_steps(steps, epochs, loop.steps_per_epoch,
+                             default=default_steps(settings.image_size, len(dataset)))
         if checkpoint is not None:
             loop.restore(checkpoint, path / CHECKPOINT_FILE)
             if steps is None and epochs is None:
@@ -299,6 +309,28 @@ def _run_directory(procs: Processes, path: Path, resume: bool, force: bool):
 
         resuming = procs.outcome(enter)
         yield entered[0] if procs.is_main else _FollowerRunDirectory(path, resuming)
+
+
+def default_steps(image_size: int, dataset_size: int) -> int:
+    """Training steps ``fit`` takes unless told: 3000 up to 16x16; from 32x32, 1500 for fewer than
+    2000 images (a ~1000-image 32x32 folder fits in under 10 minutes on 2 CPU cores, at a CAS
+    measured in benchmarks/results/default_fit.md) and 3000 for more.
+
+    Example:
+        >>> default_steps(8, 1347), default_steps(32, 1000), default_steps(32, 50000)
+        (3000, 1500, 3000)
+    """
+    if image_size <= 16 or dataset_size >= SHORT_FIT_BELOW:
+        return DEFAULT_STEPS
+    return SHORT_FIT_STEPS
+
+
+def _size_defaults(family, dataset: ImageData, config: dict[str, Any]) -> dict[str, Any]:
+    """The family's data-dependent defaults the user did not set, where they differ from the
+    config's own defaults (so 8x8 runs record what they always did)."""
+    fixed = dataclasses.asdict(family.config({}))
+    chosen = family.trainer_cls.size_defaults(dataset.image_shape, len(dataset))
+    return {k: v for k, v in chosen.items() if k not in config and fixed.get(k) != v}
 
 
 def _load_unlabeled(source: Any, family, dataset: ImageData, skip_bad_files: bool) -> UnlabeledImages | None:
