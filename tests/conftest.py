@@ -14,11 +14,11 @@ from synthaug.models import create_generator
 #: Per family: small hyper-parameters, and the image shapes to test (C, H, W).
 TINY = {
     "dcgan": {"config": {"g_width": 8, "d_width": 8, "latent_dim": 8, "embed_dim": 4},
-              "shapes": [(1, 8, 8), (3, 16, 16), (3, 64, 64)]},
+              "shapes": [(1, 8, 8), (3, 16, 16), (3, 32, 32), (3, 64, 64)]},
     "pixelrnn": {"config": {"hidden": 8, "layers": 1, "levels": 8, "input_kernel": 3},
                  "shapes": [(1, 8, 8), (3, 8, 8)]},
     "gan": {"config": {"g_width": 16, "d_width": 16, "latent_dim": 8, "embed_dim": 4},
-            "shapes": [(1, 8, 8), (3, 16, 16), (1, 28, 28)]},
+            "shapes": [(1, 8, 8), (3, 16, 16), (1, 28, 28), (3, 32, 32)]},
     "vae": {"config": {"g_width": 8, "e_width": 8, "latent_dim": 8, "embed_dim": 4},
             "shapes": [(1, 8, 8), (3, 16, 16), (3, 32, 32)]},
 }

@@ -22,6 +22,9 @@ def test_every_registered_family_has_a_tiny_test_config():
     missing = set(list_models()) - set(TINY)
     assert not missing, f"families without a test config in tests/conftest.py TINY: {sorted(missing)}"
     assert all(TINY[f]["shapes"] for f in list_models())
+    # Users bring colour photographs: every family is also tested on 3 channels.
+    no_rgb = [f for f in list_models() if not any(shape[0] == 3 for shape in TINY[f]["shapes"])]
+    assert not no_rgb, f"families without an RGB test shape in tests/conftest.py TINY: {no_rgb}"
 
 
 @pytest.mark.parametrize("family,shape", CASES)
