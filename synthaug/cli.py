@@ -52,6 +52,7 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": card.training["seconds"], "image_shape": card.image_shape,
             "num_classes": card.num_classes, "unlabeled_size": card.dataset.get("unlabeled_size", 0),
             **({"pseudo_labelled": pseudo["labelled"]} if pseudo else {}),
+            **({"converted": card.dataset["converted"]} if card.dataset.get("converted") else {}),
             "metrics": card.metrics, **kept,
             **({"world_size": card.training["world_size"]} if card.training.get("world_size", 1) > 1 else {}),
             **({"restarts": len(card.training["restarts"])} if card.training.get("restarts") else {}),

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import SynthaugError
-from .images import (ALPHA_BACKGROUND, ImageData, held_out_counts, native_size, per_class_subset,
-                     resolve_image_size, stratified_split, to_tensor)
+from .images import (ALPHA_BACKGROUND, ImageData, count_conversions, describe_conversions, held_out_counts,
+                     native_size, output_channels, per_class_subset, resolve_image_size, stratified_split,
+                     to_tensor)
 from .sources import BUILTIN_SETS, DIGITS_SPLITS, read_source
 
 __all__ = ["ImageData", "load_data", "stratified_split", "per_class_subset", "held_out_counts", "DIGITS_SPLITS", "BUILTIN_SETS",
@@ -25,7 +26,9 @@ def load_data(source: Any, image_size: int | None = None, channels: int | None =
     ``supported_sizes`` allows it, else takes the next supported size up. Image files are
     decoded already shrunk towards that size, one at a time, so memory follows the output size
     and not the files' resolution (see :func:`synthaug.data.images.normalise_image` for how
-    EXIF orientation, transparency, 16-bit and float files are read).
+    EXIF orientation, transparency, 16-bit and float files are read). What had to be converted
+    (pixel formats, greyscale <-> colour) is counted in ``ImageData.conversions`` and said in one
+    warning on the ``synthaug`` logger.
 
     Example:
         >>> data = load_data("digits")
@@ -49,8 +52,12 @@ def load_data(source: Any, image_size: int | None = None, channels: int | None =
     native = raw.native_size
     if native is None:  # in-memory sources: the arrays are at their own size
         native = native_size(min(a.shape[:2]) for a in raw.images)
+    channels = output_channels(raw.images, channels)
     images = to_tensor(raw.images, output_size(native), channels)
+    conversions, converted = count_conversions(raw.source_kinds, raw.images, channels)
+    if converted:
+        log.warning("%s", describe_conversions(conversions, converted, len(raw.images), tuple(images.shape[1:])))
     import torch
 
     return ImageData(images, torch.as_tensor(raw.labels, dtype=torch.int64), raw.class_names,
-                     raw.name, raw.pixel_max, raw.skipped)
+                     raw.name, raw.pixel_max, raw.skipped, conversions)

@@ -26,6 +26,10 @@ class ImageData:
         name: where it came from (``digits``, a folder path, ...).
         pixel_max: the value of a white pixel (255 for images, 16 for ``digits``).
         skipped: files left out by ``skip_bad_files``.
+        conversions: what had to be converted while reading, as ``{kind: number of images}``
+            (empty when every image was read as it was); the kinds are :data:`SOURCE_KINDS`, a
+            PIL mode's own name (``"CMYK"``, ``"YCbCr"``, ...) and :data:`CHANNEL_KINDS`. One
+            image can count under a source kind and a channel kind (an ``LA`` file read as RGB).
     """
 
     images: torch.Tensor
@@ -34,6 +38,7 @@ class ImageData:
     name: str
     pixel_max: int = 255
     skipped: list[str] = field(default_factory=list)
+    conversions: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -217,6 +222,47 @@ def _eight_bit(img: Image.Image, where: str) -> Image.Image:
     return img.convert("L" if img.mode == "1" else "RGB")
 
 
+_ALPHA_NOTE = "alpha composited onto black"
+#: The pixel formats :func:`normalise_image` converts, by the name :attr:`ImageData.conversions`
+#: counts them under, each with the note the load warning adds (in the order it lists them):
+#:
+#: - ``palette``: a ``P`` image without transparency, expanded to its palette's colours;
+#: - ``palette+alpha``: ``PA``, or ``P`` with a transparent index;
+#: - ``greyscale+alpha``: ``LA``, or ``L`` with a transparent grey level;
+#: - ``RGBA``: ``RGBA``, or ``RGB`` with a transparent colour;
+#: - ``16-bit``: ``I;16`` or ``I`` greyscale; ``float``: ``F``; ``1-bit``: ``1`` (black and white).
+#:
+#: Alpha counts by the file's mode, whether or not a pixel is actually transparent. Any other
+#: PIL mode (``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, ...) is converted to RGB by PIL and counts
+#: under its own name, listed after these.
+SOURCE_KINDS = {"palette": "", "palette+alpha": _ALPHA_NOTE, "greyscale+alpha": _ALPHA_NOTE,
+                "RGBA": _ALPHA_NOTE, "16-bit": "v * 255 / 65535", "float": "to 0..255", "1-bit": ""}
+#: The channel conversions :func:`to_tensor` makes, listed last: ``colour -> greyscale`` (1
+#: channel asked for, an image not grey) uses PIL's ITU-R 601-2 luma,
+#: ``L = R * 299/1000 + G * 587/1000 + B * 114/1000``; ``greyscale -> colour`` (3 channels asked
+#: for, or some images of the set in colour) repeats the grey level in R, G and B. An RGB image whose three
+#: channels are equal is grey already: read as 1 channel it is not counted (the luma is exact).
+CHANNEL_KINDS = {"colour -> greyscale": "luma: 0.299 R + 0.587 G + 0.114 B",
+                 "greyscale -> colour": "grey repeated in 3 channels"}
+
+
+def source_conversion(img: Image.Image) -> str | None:
+    """The kind (see :data:`SOURCE_KINDS`) under which :func:`normalise_image` converts ``img``
+    to 8-bit L or RGB; None when it is 8-bit L or RGB already.
+
+    Example:
+        >>> [source_conversion(Image.new(m, (1, 1))) for m in ("RGB", "P", "LA", "CMYK")]
+        [None, 'palette', 'greyscale+alpha', 'CMYK']
+    """
+    keyed = "transparency" in img.info
+    if img.mode in _SIXTEEN_BIT_MODES:
+        return "16-bit"
+    named = {"P": "palette+alpha" if keyed else "palette", "PA": "palette+alpha", "LA": "greyscale+alpha",
+             "RGBA": "RGBA", "F": "float", "1": "1-bit",
+             "L": "greyscale+alpha" if keyed else None, "RGB": "RGBA" if keyed else None}
+    return named.get(img.mode, img.mode)
+
+
 def float_to_uint8(arr: np.ndarray, where: str, allow_0_255: bool = False) -> np.ndarray:
     """Float pixels -> uint8: [0, 1] scaled by 255 (and, when allowed, [0, 255] kept)."""
     if arr.size == 0:
@@ -253,8 +299,7 @@ def to_tensor(images: Sequence[np.ndarray], size: int, channels: int | None) -> 
     Non-square images are centre-cropped to a square first. ``channels=None`` keeps greyscale
     data greyscale (1) and colour data colour (3).
     """
-    if channels is None:
-        channels = 1 if all(_is_grey(a) for a in images) else 3
+    channels = output_channels(images, channels)
     out = np.empty((len(images), size, size, channels), dtype=np.uint8)
     for i, arr in enumerate(images):
         arr = _square(arr)
@@ -265,6 +310,56 @@ def to_tensor(images: Sequence[np.ndarray], size: int, channels: int | None) -> 
         a = np.asarray(img)
         out[i] = a[..., None] if a.ndim == 2 else a
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def output_channels(images: Sequence[np.ndarray], channels: int | None) -> int:
+    """``channels``, or when None: 1 if every image is grey, else 3 (what :func:`to_tensor` makes)."""
+    if channels is not None:
+        return channels
+    return 1 if all(_is_grey(a) for a in images) else 3
+
+
+def channel_conversion(arr: np.ndarray, channels: int) -> str | None:
+    """The kind (see :data:`CHANNEL_KINDS`) under which :func:`to_tensor` turns ``arr`` into
+    ``channels`` channels; None when it keeps its own."""
+    if channels == 1 and not _is_grey(arr):
+        return "colour -> greyscale"
+    if channels == 3 and (arr.ndim == 2 or arr.shape[2] == 1):
+        return "greyscale -> colour"
+    return None
+
+
+def count_conversions(source_kinds: Sequence[str | None], images: Sequence[np.ndarray],
+                      channels: int) -> tuple[dict[str, int], int]:
+    """``({kind: images}, images converted)`` for arrays decoded as ``source_kinds`` says (one
+    kind or None per image; empty: none converted) and then made ``channels`` channels. Kinds
+    come in the order :data:`SOURCE_KINDS`, other modes (by name), :data:`CHANNEL_KINDS`.
+
+    Example:
+        >>> grey, rgb = np.zeros((2, 2), np.uint8), np.full((2, 2, 3), [0, 1, 2], np.uint8)
+        >>> count_conversions(["CMYK", None, "palette"], [rgb, grey, rgb], channels=3)
+        ({'palette': 1, 'CMYK': 1, 'greyscale -> colour': 1}, 3)
+    """
+    per_image = [[kind for kind in (source, channel_conversion(arr, channels)) if kind]
+                 for source, arr in zip(list(source_kinds) or [None] * len(images), images)]
+    counts = Counter(kind for kinds in per_image for kind in kinds)
+    known = list(SOURCE_KINDS)
+    order = known + sorted(set(counts) - set(known) - set(CHANNEL_KINDS)) + list(CHANNEL_KINDS)
+    return {kind: counts[kind] for kind in order if counts[kind]}, sum(1 for kinds in per_image if kinds)
+
+
+def describe_conversions(conversions: dict[str, int], converted: int, total: int, shape: Sequence[int]) -> str:
+    """The one line that says what was converted, e.g. ``converted 3 of 10 image(s) to 3x8x8 RGB:
+    2 palette, 1 RGBA (alpha composited onto black)``.
+
+    Example:
+        >>> describe_conversions({"colour -> greyscale": 4}, 4, 4, (1, 8, 8))
+        'converted 4 of 4 image(s) to 1x8x8 greyscale: 4 colour -> greyscale (luma: 0.299 R + 0.587 G + 0.114 B)'
+    """
+    notes = {**SOURCE_KINDS, **CHANNEL_KINDS}
+    parts = [f"{n} {kind}" + (f" ({notes[kind]})" if notes.get(kind) else "") for kind, n in conversions.items()]
+    colour = "greyscale" if shape[0] == 1 else "RGB"
+    return f"converted {converted} of {total} image(s) to {'x'.join(map(str, shape))} {colour}: {', '.join(parts)}"
 
 
 def _square(arr: np.ndarray) -> np.ndarray:

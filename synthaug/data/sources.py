@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SynthaugError
-from .images import check_labels, float_to_uint8, native_size, normalise_image
+from .images import check_labels, float_to_uint8, native_size, normalise_image, source_conversion
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: A file is decoded shrunk to no less than this many times the output size before the final
@@ -41,6 +41,10 @@ class RawImages:
     #: The most common shorter side of the images as stored, when they were shrunk while read
     #: (image folders); None when ``images`` are at their own size.
     native_size: int | None = None
+    #: Per image, the kind :func:`~synthaug.data.images.source_conversion` gave its pixel format
+    #: (None: read as it was, as are a Dataset's arrays and tensors); empty when the reader
+    #: converts no pixel formats (.npz, digits).
+    source_kinds: list[str | None] = field(default_factory=list)
 
 
 def read_digits(spec: str) -> RawImages:
@@ -169,21 +173,23 @@ def read_folder(root: Path, skip_bad_files: bool = False,
         _check_not_empty(class_dir, count)
     native = native_size(sides)
     size = pick_size(native) if pick_size else native
-    images, kept = [], []
+    images, kept, kinds = [], [], []
     for path, label in zip(files, labels):
         try:
-            images.append(_read_image(path, size))
+            image, kind = _read_image(path, size)
         except SynthaugError:
             if not skip_bad_files:
                 raise
             skipped.append(str(path))
             continue
+        images.append(image)
+        kinds.append(kind)
         kept.append(label)
     kept_labels = np.asarray(kept, dtype=np.int64)
     for class_dir, count in zip(class_dirs, np.bincount(kept_labels, minlength=len(class_dirs))):
         _check_not_empty(class_dir, count)  # a class whose every file failed to decode
     return RawImages(images, kept_labels, [p.name for p in class_dirs],
-                     str(root), skipped=skipped, native_size=native)
+                     str(root), skipped=skipped, native_size=native, source_kinds=kinds)
 
 
 def _image_files(class_dir: Path) -> Iterator[Path]:
@@ -210,8 +216,9 @@ def _shorter_side(path: Path) -> int:
         raise SynthaugError(f"cannot decode image {path}: {err} (or pass --skip-bad-files)") from None
 
 
-def _read_image(path: Path, size: int) -> np.ndarray:
-    """Decode ``path`` as an 8-bit L or RGB array, shrunk while its shorter side stays at or above
+def _read_image(path: Path, size: int) -> tuple[np.ndarray, str | None]:
+    """Decode ``path`` as an 8-bit L or RGB array (and the kind of conversion that took, see
+    :func:`~synthaug.data.images.source_conversion`), shrunk while its shorter side stays at or above
     ``REDUCING_GAP * size`` (files smaller than that keep their size): JPEGs are decoded at 1/2
     to 1/8 scale by the codec (``Image.draft``), other formats reduced by an integer box average
     right after decoding, so at most one full-resolution image is held at a time."""
@@ -221,7 +228,7 @@ def _read_image(path: Path, size: int) -> np.ndarray:
             if img.format == "JPEG":
                 img.draft(img.mode, (need, need))
             img.load()
-            return np.asarray(normalise_image(img, str(path), min_side=need))
+            return np.asarray(normalise_image(img, str(path), min_side=need)), source_conversion(img)
     except SynthaugError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError) as err:
@@ -237,7 +244,7 @@ def read_torch_dataset(dataset: Any) -> RawImages:
     length is then the class count unless the dataset has ``classes``). Soft labels are refused:
     a generator is fitted on hard classes.
     """
-    images, labels, widths = [], [], set()
+    images, labels, widths, kinds = [], [], set(), []
     for i in range(dataset_length(dataset)):
         image, label = dataset_item(dataset, i)
         index, width = _label_from_item(label, i)
@@ -247,13 +254,14 @@ def read_torch_dataset(dataset: Any) -> RawImages:
                 raise SynthaugError(f"dataset item {i}: expected one-hot labels of one length, "
                                     f"got lengths {', '.join(map(str, sorted(widths)))}")
         images.append(_array_from_item(image, i))
+        kinds.append(source_conversion(image) if isinstance(image, Image.Image) else None)
         labels.append(index)
     names = getattr(dataset, "classes", None)
     if names is None and widths:
         names = [str(k) for k in range(widths.pop())]
     labels_arr = np.asarray(labels, dtype=np.int64)
     class_names = check_labels(labels_arr, names, type(dataset).__name__)
-    return RawImages(images, labels_arr, class_names, type(dataset).__name__)
+    return RawImages(images, labels_arr, class_names, type(dataset).__name__, source_kinds=kinds)
 
 
 def dataset_length(dataset: Any) -> int:

@@ -95,7 +95,7 @@ def _read_folder(root: Path, size: int, skip_bad_files: bool) -> list[np.ndarray
     for path in _image_files(root):
         try:
             _shorter_side(path)  # rejects files that are not images, with the labelled reader's message
-            images.append(_read_image(path, size))
+            images.append(_read_image(path, size)[0])
         except SynthaugError:
             if not skip_bad_files:
                 raise

@@ -716,6 +716,7 @@ class _Loop:
             output={"dtype": "float32", "layout": "NCHW", "range": [0.0, 1.0], "pixel_max": d.pixel_max},
             dataset={"name": dataset_label(d.name), "fingerprint": d.fingerprint(), "size": len(d),
                      "class_counts": d.class_counts(), "unlabeled_size": self.num_unlabeled,
+                     **({"converted": dict(d.conversions)} if d.conversions else {}),
                      **({"unlabeled_fingerprint": s.unlabeled_fingerprint} if s.unlabeled_fingerprint else {})},
             training={"steps": self.step, "seed": s.seed, "batch_size": self.batch_size,
                       "hyperparameters": hyperparameters,
