@@ -38,6 +38,7 @@ from synthaug.card import GeneratorCard
 from synthaug.data import load_data
 from synthaug.metrics import SmallCNN
 from synthaug.models import create_generator
+from synthaug.models.widths import default_width
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -110,13 +111,16 @@ def write_png_folder(root: Path, per_class: int, size: int = 32) -> Path:
 
 def png_pipeline_rows(repeats: int, per_class: int = 100) -> list[dict]:
     """Items/s of a PNG folder through an albumentations pipeline, real-only vs 50% synthetic
-    (dcgan at 32x32 RGB), num_workers 0 and 2: median and range over ``repeats`` epochs."""
+    (dcgan at 32x32 RGB, the default width), num_workers 0 and 2: median and range over ``repeats``
+    epochs."""
     import albumentations as A
     from albumentations.pytorch import ToTensorV2
 
     torch.manual_seed(0)
-    g = create_generator("dcgan", None, (3, 32, 32), 10).eval()
-    card = GeneratorCard("dcgan", {}, [3, 32, 32], 10, [str(i) for i in range(10)], g.noise_spec(),
+    # The generator a default fit on this folder now makes: width 32 at 32x32 (default_width).
+    config = {"g_width": default_width(32)}
+    g = create_generator("dcgan", config, (3, 32, 32), 10).eval()
+    card = GeneratorCard("dcgan", config, [3, 32, 32], 10, [str(i) for i in range(10)], g.noise_spec(),
                          {"range": [0, 1], "pixel_max": 255})
     sampler = TorchSampler(g, card)
     transform = A.Compose([A.HorizontalFlip(p=0.5), A.Affine(rotate=(-10, 10), scale=(0.9, 1.1), p=1.0),

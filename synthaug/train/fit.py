@@ -185,16 +185,20 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         family.config(config)  # reject bad hyper-parameters before touching the disk or the data
     procs, device = join(resolve_device(device))
     try:
-        return _fit(procs, data, out, model, family, config, steps, epochs, batch_size, seed, image_size, channels,
-                    skip_bad_files, resume, force, sample_every, checkpoint_every, holdout, progress, device,
-                    eval_every, keep, unlabeled, pseudo_labels, precision, on_divergence)
+        return _fit(procs, family, device, data=data, out=out, model=model, config=config, steps=steps,
+                    epochs=epochs, batch_size=batch_size, seed=seed, image_size=image_size, channels=channels,
+                    skip_bad_files=skip_bad_files, resume=resume, force=force, sample_every=sample_every,
+                    checkpoint_every=checkpoint_every, holdout=holdout, progress=progress, eval_every=eval_every,
+                    keep=keep, unlabeled=unlabeled, pseudo_labels=pseudo_labels, precision=precision,
+                    on_divergence=on_divergence)
     finally:
         procs.leave()
 
 
-def _fit(procs: Processes, data, out, model, family, config, steps, epochs, batch_size, seed, image_size, channels,
-         skip_bad_files, resume, force, sample_every, checkpoint_every, holdout, progress, device, eval_every, keep,
-         unlabeled, pseudo_labels, precision, on_divergence) -> Run:
+def _fit(procs: Processes, family, device: torch.device, *, data, out, model, config, steps, epochs, batch_size,
+         seed, image_size, channels, skip_bad_files, resume, force, sample_every, checkpoint_every, holdout, progress,
+         eval_every, keep, unlabeled, pseudo_labels, precision, on_divergence) -> Run:
+    """fit's work once the arguments are checked and this process knows its rank and device."""
     if procs.distributed and batch_size is not None and batch_size % procs.world_size:
         raise SynthaugError(f"--batch-size {batch_size} does not split evenly over {procs.world_size} processes: "
                             f"expected a multiple of {procs.world_size}")
