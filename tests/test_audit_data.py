@@ -20,7 +20,7 @@ import synthaug
 from conftest import TINY
 from synthaug.data import stratified_split
 from synthaug.errors import SynthaugError
-from synthaug.train.fit import holdout_split
+from synthaug.train.loop import holdout_split
 
 
 def first_line_error(call, *args, **kwargs) -> str:

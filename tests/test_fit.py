@@ -163,7 +163,7 @@ def test_log_csv_is_well_formed(digits_run):
 
 
 def test_holdout_keeps_a_stratified_part_of_every_class_out_of_training(tmp_path):
-    from synthaug.train.fit import holdout_split
+    from synthaug.train.loop import holdout_split
 
     labels = synthaug.load_data("digits").labels
     train, test = holdout_split(labels, 0.2, seed=0)

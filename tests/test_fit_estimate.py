@@ -8,7 +8,7 @@ import pytest
 
 import synthaug
 from conftest import TINY
-from synthaug.train.fit import ESTIMATE_AFTER, _duration
+from synthaug.train.loop import ESTIMATE_AFTER, _duration
 
 
 def _fit(out, steps):

@@ -9,7 +9,7 @@ as tensors, so the loop reads them back from the device only every few steps.
 Example:
     >>> import torch
     >>> from synthaug.models import create_model
-    >>> trainer = create_model("gan", {"hidden": 16, "latent_dim": 8}, (1, 8, 8), num_classes=2)
+    >>> trainer = create_model("gan", {"g_width": 16, "d_width": 16}, (1, 8, 8), num_classes=2)
     >>> logs = StepRunner()(trainer, torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 0, 1]),
     ...                     torch.Generator().manual_seed(0), step=0)
     >>> sorted(logs)
