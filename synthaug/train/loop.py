@@ -166,6 +166,7 @@ class TrainingLoop:
         self.pending: list[dict[str, Any]] = []  # steps whose logs are not yet read from the device
         self.restarts: list[dict[str, Any]] = []  # on_divergence="restart": where and why it went back
         self._good: dict[str, Any] | None = None  # the state to go back to: the last checkpoint's
+        self._good_lr_scale = 1.0
         self.elapsed = 0.0
         self.log_rows: list[dict[str, Any]] = []
         # Fixed noise for the grids: one row per class, so progress is comparable across grids.
@@ -238,7 +239,7 @@ class TrainingLoop:
         bar = progress_bar(total, f"fit {self.settings.model}", self.progress, initial=start)
         t0 = time.perf_counter() - self.elapsed
         t_run = time.perf_counter()  # this call's start: the estimate measures this run's own pace
-        self._good = copy.deepcopy(self._state(total))
+        self._keep_as_good(total)
         try:
             while self.step < total:
                 idx = self._batch_indices(self.step)
@@ -301,16 +302,16 @@ class TrainingLoop:
         if len(self.restarts) >= MAX_RESTARTS:
             raise SynthaugError(f"{message}, after {MAX_RESTARTS} restarts with halved learning rates; "
                                 f"try a lower learning rate")
-        restarts = self.restarts  # the good state predates them
+        restarts = self.restarts  # the good state may predate some of them
         self._load_state(copy.deepcopy(self._good))
         self.restarts = restarts
+        scale = 0.5 ** (len(restarts) + 1)  # of the run's starting learning rates
         for optimizer in self.trainer.optimizers().values():
             for group in optimizer.param_groups:
-                group["lr"] *= 0.5
-        self.restarts.append({"diverged_at": diverged_at, "back_to": self.step,
-                              "lr_scale": 0.5 ** (len(self.restarts) + 1)})
-        log.warning("%s; going back to step %d with the learning rates halved (restart %d of %d)",
-                    message, self.step, len(self.restarts), MAX_RESTARTS)
+                group["lr"] *= scale / self._good_lr_scale
+        self.restarts.append({"diverged_at": diverged_at, "back_to": self.step, "lr_scale": scale})
+        log.warning("%s; going back to step %d with the learning rates halved (restart %d of %d: %g of the "
+                    "starting ones)", message, self.step, len(self.restarts), MAX_RESTARTS, scale)
         bar.n = self.step
         bar.refresh()
 
@@ -396,7 +397,13 @@ class TrainingLoop:
             return after_checkpoint()
 
         self.out = self.procs.outcome(write)
+        self._keep_as_good(total)
+
+    def _keep_as_good(self, total: int) -> None:
+        """Remember the current state as the one to go back to on divergence, with the learning
+        rate scale it was taken at (its optimizers already hold that many halvings)."""
         self._good = copy.deepcopy(self._state(total))
+        self._good_lr_scale = 0.5 ** len(self.restarts)
 
     def _rank_record(self) -> dict[str, Any]:
         """What this rank holds and has drawn, kept in a multi-process checkpoint: a digest of its
