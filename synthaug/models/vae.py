@@ -16,6 +16,13 @@ digits:train at the defaults (3000 steps, CAS / real-data accuracy, one classifi
 gaussian 0.993 (the latent carries ~15 nats); bernoulli 0.920 (~1.6 nats: the label alone
 explains most of the image, so samples of a class look alike); bernoulli with beta 0.3: 0.966.
 
+The posterior's log-variance enters the loss bounded above by ``max_log_var`` (10: a posterior
+standard deviation up to e^5 = 148 times the prior's). On 32x32 RGB photos the encoder's
+log-variance swings far in the first steps (past 80 within 12 steps at width 64, where
+``exp`` overflowed float32 and the loss became inf; up to 17 at width 32), while on digits it
+stays within [-6.1, 0.3] over a default fit, so the bound changes nothing there. The learned
+pixel sigma needs no bound: Adam moves its log by about ``lr`` per step (-0.1 by step 100).
+
 Unlabelled images (``fit --unlabeled``) train it as the semi-supervised M2 of Kingma, Rezende,
 Mohamed & Welling (2014): the label becomes a latent variable inferred by a classifier
 ``q(y | x)`` (:class:`VAEClassifier`, from the image alone; it lives in the trainer, so the
@@ -80,6 +87,10 @@ class VAEConfig:
     lr: float = param(1e-3, low=1e-7, high=1.0)
     betas: tuple = param((0.9, 0.999), low=0.0, high=0.9999)
     ema_decay: float = param(0.999, low=0.0, high=1.0)
+    max_log_var: float = param(
+        10.0, low=0.0, high=80.0,
+        help="upper bound on the encoder's log-variance in the loss (exp overflows float32 above 88.7); "
+             "the gradient passes as if unbounded")
     # Semi-supervised M2 (``fit --unlabeled``); unused without unlabelled images.
     classifier_weight: float = param(
         0.5, low=0.0, high=1e4,
@@ -227,6 +238,12 @@ class VAETrainer(GeneratorTrainer):
             mean, log_var = self.encoder(images, labels)
         else:
             mean, log_var = self.encoder.posterior(features, labels)
+        # Adam's first steps can throw the encoder's log-variance far out (above 80 within 12
+        # steps on photos:train at the defaults), and exp() overflows float32 above 88.7: bound it
+        # in the forward pass only. The gradient passes as if unbounded, so the KL term still
+        # pulls an out-of-range output back (a plain clamp's zero gradient left them stuck out).
+        # Below the bound the values, and so the losses, are exactly the unbounded ones.
+        log_var = log_var + (log_var.clamp(max=self.config.max_log_var) - log_var).detach()
         z = mean + eps * torch.exp(0.5 * log_var)
         logits = self.generator.logits(z, labels)
         if self.config.likelihood == "bernoulli":
