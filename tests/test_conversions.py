@@ -44,32 +44,36 @@ def conversion_warnings(caplog) -> list[str]:
             if r.name == "synthaug" and r.levelno == logging.WARNING and r.getMessage().startswith("converted")]
 
 
+def load_logged(root, caplog, **options):
+    """``synthaug.load_data(root, **options)`` and the conversion warnings it logged."""
+    with caplog.at_level(logging.WARNING, logger="synthaug"):
+        data = synthaug.load_data(root, **options)
+    return data, conversion_warnings(caplog)
+
+
 def hwc(data, index: int) -> np.ndarray:
     return data.images[index].permute(1, 2, 0).numpy().astype(int)
 
 
 def test_colour_folder_read_as_one_channel_is_luma(tmp_path, caplog):
     root = random_folder(tmp_path / "colour", "RGB")
-    with caplog.at_level(logging.WARNING, logger="synthaug"):
-        data = synthaug.load_data(root, channels=1)
+    data, warned = load_logged(root, caplog, channels=1)
     assert data.image_shape == (1, 8, 8)
     rgb = np.asarray(Image.open(root / "a" / "0.png")).astype(int)
     luma = (rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114 + 500) // 1000  # rounded half up
     assert (hwc(data, 0)[..., 0] == luma).all()
     assert data.conversions == {"colour -> greyscale": 4}
-    assert conversion_warnings(caplog) == [f"converted 4 of 4 image(s) to 1x8x8 greyscale: 4 {LUMA_NOTE}"]
+    assert warned == [f"converted 4 of 4 image(s) to 1x8x8 greyscale: 4 {LUMA_NOTE}"]
 
 
 def test_grey_folder_read_as_three_channels_repeats_the_grey(tmp_path, caplog):
     root = random_folder(tmp_path / "grey", "L")
-    with caplog.at_level(logging.WARNING, logger="synthaug"):
-        data = synthaug.load_data(root, channels=3)
+    data, warned = load_logged(root, caplog, channels=3)
     assert data.image_shape == (3, 8, 8)
     grey = np.asarray(Image.open(root / "b" / "1.png")).astype(int)
     assert all((hwc(data, 3)[..., c] == grey).all() for c in range(3))
     assert data.conversions == {"greyscale -> colour": 4}
-    assert conversion_warnings(caplog) == [
-        "converted 4 of 4 image(s) to 3x8x8 RGB: 4 greyscale -> colour (grey repeated in 3 channels)"]
+    assert warned == ["converted 4 of 4 image(s) to 3x8x8 RGB: 4 greyscale -> colour (grey repeated in 3 channels)"]
 
 
 def test_cli_fit_colour_folder_with_channels_1_warns_once(tmp_path, capsys, caplog):
