@@ -126,14 +126,20 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         family.config(config)  # reject bad hyper-parameters before touching the disk or the data
     procs, device = join(resolve_device(device))
     try:
-        return _fit(procs, family, device, data=data, out=out, model=model, config=config, steps=steps,
-                    epochs=epochs, batch_size=batch_size, seed=seed, image_size=image_size, channels=channels,
-                    skip_bad_files=skip_bad_files, resume=resume, force=force, sample_every=sample_every,
-                    checkpoint_every=checkpoint_every, holdout=holdout, progress=progress, eval_every=eval_every,
-                    keep=keep, unlabeled=unlabeled, pseudo_labels=pseudo_labels, precision=precision,
-                    on_divergence=on_divergence)
-    finally:
-        procs.leave()
+        run = _fit(procs, family, device, data=data, out=out, model=model, config=config, steps=steps,
+                   epochs=epochs, batch_size=batch_size, seed=seed, image_size=image_size, channels=channels,
+                   skip_bad_files=skip_bad_files, resume=resume, force=force, sample_every=sample_every,
+                   checkpoint_every=checkpoint_every, holdout=holdout, progress=progress, eval_every=eval_every,
+                   keep=keep, unlabeled=unlabeled, pseudo_labels=pseudo_labels, precision=precision,
+                   on_divergence=on_divergence)
+    except BaseException:
+        # The error that stopped this rank is the one to report, not a collective failing after it
+        # (another rank may already be gone).
+        with contextlib.suppress(Exception):
+            procs.leave()
+        raise
+    procs.leave()
+    return run
 
 
 def _fit(procs: Processes, family, device: torch.device, *, data, out, model, config, steps, epochs, batch_size,
