@@ -286,10 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except USER_ERRORS as err:
-        print(f"synthaug {args.command}: error: {err}", file=sys.stderr)
+        # One write call per line: under torchrun every rank reports to the same stderr, and
+        # print() writes the text and its newline apart (lines from two ranks ran together).
+        sys.stderr.write(f"synthaug {args.command}: error: {err}\n")
         return 2
     except KeyboardInterrupt:
-        print(f"synthaug {args.command}: interrupted", file=sys.stderr)
+        sys.stderr.write(f"synthaug {args.command}: interrupted\n")
         return 130
     if result is not None:
         print(json.dumps(result, indent=None if args.command != "models" else 2))
