@@ -1,16 +1,20 @@
 """Do the default hyper-parameters of every family train without diverging on both built-in sets?
 
 Fits every family (``--models``) on every set (``--sets``, default ``digits`` and
-``photos:train``: 8x8 grey and 32x32 RGB) for every seed, with the family's defaults, through
-the public :func:`synthaug.fit` with ``on_divergence="stop"``, so a non-finite loss ends the fit
-and counts as a divergence instead of being retried with halved learning rates. The fits are
-short (``--steps``; slow families can get fewer with ``FAMILY=N``): early steps are where the
-defaults blow up, and a whole default-length fit of every family on 32x32 RGB is hours on a CPU.
+``photos:train``: 8x8 grey and 32x32 RGB) for every seed, with the family's defaults (or the
+``--set`` overrides), through the public :func:`synthaug.fit` with ``on_divergence="stop"``, so
+a non-finite loss ends the fit and counts as a divergence instead of being retried with halved
+learning rates. The fits are short (``--steps``; slow families can get fewer with
+``FAMILY=N``): the VAE divergences seen on photos came at steps 11 to 57, and a default-length
+fit of every family on 32x32 RGB takes hours on a CPU.
 
-    OMP_NUM_THREADS=1 python benchmarks/stability.py [--steps 300 pixelrnn=40] [--seeds 0 1 2 3 4]
+    OMP_NUM_THREADS=1 python benchmarks/stability.py --steps 300 pixelrnn=15
+    OMP_NUM_THREADS=1 python benchmarks/stability.py --models vae --sets photos:train \
+        --set g_width=64 --set e_width=64 --steps 150 --name stability_vae_width64
 
-Writes benchmarks/results/stability.json and stability.md: per family and set, the seeds run,
-how many diverged (and where), and the last logged losses of each seed.
+Writes benchmarks/results/NAME.json and NAME.md (NAME: ``stability``): per family and set, the
+seeds run, how many diverged (and where), and the last logged losses of each seed. Each finished
+fit is also appended to NAME.partial.jsonl, so ``--resume`` continues an interrupted run.
 """
 
 from __future__ import annotations
@@ -75,6 +79,18 @@ def fit_once(family: str, data: str, seed: int, steps: int, workdir: Path, confi
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def read_partial(path: Path, config: dict) -> dict[tuple, dict]:
+    """The fits an interrupted run finished with the same overrides, by (family, set, seed, steps)."""
+    if not path.is_file():
+        return {}
+    done = {}
+    for line in path.read_text().splitlines():
+        run = json.loads(line)
+        if run.pop("config") == config:
+            done[(run.pop("family"), run.pop("set"), run["seed"], run.pop("steps"))] = run
+    return done
+
+
 def markdown(result: dict) -> str:
     overrides = ", ".join(f"`{k}={v}`" for k, v in result["config"].items())
     lines = [f"# Stability of the default hyper-parameters{' with ' + overrides if overrides else ''}", "",
@@ -112,18 +128,31 @@ def main() -> None:
                         help="a hyper-parameter for every family run, as fit --set (default: none)")
     parser.add_argument("--name", default="stability", help="results file stem")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the fits an interrupted run finished (RESULTS/NAME.partial.jsonl)")
     args = parser.parse_args()
     steps = steps_per_family(args.steps, args.models)
     config = parse_overrides(args.set)
 
+    args.results.mkdir(parents=True, exist_ok=True)
+    partial = args.results / f"{args.name}.partial.jsonl"  # finished fits, so --resume can skip them
+    done = read_partial(partial, config) if args.resume else {}
+    if not args.resume:
+        partial.unlink(missing_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.models:
             for data in args.sets:
                 runs = []
                 for seed in args.seeds:
-                    runs.append(fit_once(family, data, seed, steps[family], Path(tmp), config))
-                    print(json.dumps({"family": family, "set": data, **runs[-1]}), file=sys.stderr, flush=True)
+                    key = (family, data, seed, steps[family])
+                    runs.append(done.get(key) or fit_once(family, data, seed, steps[family], Path(tmp), config))
+                    if key not in done:
+                        line = json.dumps({"family": family, "set": data, "steps": steps[family], "config": config,
+                                           **runs[-1]})
+                        with open(partial, "a") as fh:
+                            fh.write(line + "\n")
+                        print(line, file=sys.stderr, flush=True)
                 rows.append({"family": family, "set": data, "steps": steps[family], "seeds": args.seeds,
                              "diverged": sum(r["diverged_at"] is not None for r in runs), "runs": runs})
 
@@ -133,9 +162,9 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/stability.py", *sys.argv[1:]]),
         "rows": rows,
     }
-    args.results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.results / f"{args.name}.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(args.results / f"{args.name}.md", markdown(result))
+    partial.unlink()
     print(markdown(result))
 
 
