@@ -11,9 +11,9 @@ from conftest import TINY
 from synthaug.train.loop import ESTIMATE_AFTER, _duration
 
 
-def _fit(out, steps):
+def _fit(out, steps, **kw):
     return synthaug.fit("digits:train", out=out, model="gan", config=TINY["gan"]["config"], steps=steps,
-                        batch_size=16, progress=False)
+                        batch_size=16, progress=False, **kw)
 
 
 def _estimates(caplog):
@@ -28,6 +28,18 @@ def test_one_estimate_after_the_first_steps(tmp_path, caplog):
     pattern = (rf"fit: about [\d.]+ (s|min|h) left for {2 * ESTIMATE_AFTER} more steps \([\d.]+ s/step over the "
                rf"first {ESTIMATE_AFTER}\); to shorten it, --steps {ESTIMATE_AFTER} would take about [\d.]+ (s|min|h) "
                rf"in all")
+    assert re.fullmatch(pattern, lines[0]), lines[0]
+
+
+def test_a_resumed_run_suggests_steps_past_where_it_is(tmp_path, caplog):
+    # Resumed at step 30 of 120: a suggestion below 30 would be a run that is already over.
+    _fit(tmp_path / "run", 30)
+    caplog.set_level("INFO", logger="synthaug")
+    _fit(tmp_path / "run", 120, resume=True)
+    lines = _estimates(caplog)
+    assert len(lines) == 1, lines
+    pattern = (rf"fit: about [\d.]+ (s|min|h) left for {120 - 30 - ESTIMATE_AFTER} more steps \([\d.]+ s/step over "
+               rf"the first {ESTIMATE_AFTER}\); to shorten it, --steps 60 would take about [\d.]+ (s|min|h) from step 30")
     assert re.fullmatch(pattern, lines[0]), lines[0]
 
 

@@ -260,7 +260,7 @@ class TrainingLoop:
                         self._go_back(bar)
                         continue
                 if self.step - start == ESTIMATE_AFTER and total - self.step > ESTIMATE_AFTER:
-                    self._say_estimate(total, (time.perf_counter() - t_run) / ESTIMATE_AFTER)
+                    self._say_estimate(start, total, (time.perf_counter() - t_run) / ESTIMATE_AFTER)
                 if (self.step % 50 == 0 or self.step == total) and self.log_rows:
                     bar.set_postfix({k: f"{v:.3f}" for k, v in self.log_rows[-1].items() if k.startswith("loss")},
                                     refresh=False)
@@ -315,13 +315,15 @@ class TrainingLoop:
         bar.n = self.step
         bar.refresh()
 
-    def _say_estimate(self, total: int, seconds_per_step: float) -> None:
-        """One line, once, after the first steps: how long the rest will take and how to shorten it."""
+    def _say_estimate(self, start: int, total: int, seconds_per_step: float) -> None:
+        """One line, once, after the first steps: how long the rest will take and how to shorten it.
+        A resumed run (``start`` > 0) suggests a step count past where it already is."""
         left = (total - self.step) * seconds_per_step
-        shorter = max(ESTIMATE_AFTER, total // 3)
+        shorter = max(self.step, start + (total - start) // 3)
+        since = "in all" if start == 0 else f"from step {start}"
         log.info("fit: about %s left for %d more steps (%.3f s/step over the first %d); to shorten it, "
-                 "--steps %d would take about %s in all", _duration(left), total - self.step, seconds_per_step,
-                 ESTIMATE_AFTER, shorter, _duration(shorter * seconds_per_step))
+                 "--steps %d would take about %s %s", _duration(left), total - self.step, seconds_per_step,
+                 ESTIMATE_AFTER, shorter, _duration((shorter - start) * seconds_per_step), since)
 
     def evaluate(self) -> None:
         if not len(self.test_labels):
