@@ -11,8 +11,8 @@ results file says whether they agree.)
 
     OMP_NUM_THREADS=1 python benchmarks/photos_families.py --work DIR [--models gan dcgan vae]
 
-Fits and reports already in DIR (``photos_F_sS/card.json``, ``photos_F_s0_report/report.json``)
-are reused, so an interrupted run continues. Writes benchmarks/results/photos_families.{json,md}.
+Fits, measurements and reports already in DIR (``photos_F_sS/card.json``,
+``photos_F_sS.measured.json``, ``photos_F_s0_report/report.json``) are reused, so an interrupted run continues. Writes benchmarks/results/photos_families.{json,md}.
 """
 
 from __future__ import annotations
@@ -77,6 +77,17 @@ def quality_and_cas(run: Path, train, test, space, reference) -> dict:
             **{k: g[k] for k in ("fid", "kid", "precision", "recall", "density", "coverage")}}
 
 
+def cached_measure(run: Path, train, test, space, reference) -> dict:
+    """quality_and_cas, kept beside the run (``RUN.measured.json``) so a later call with more
+    families does not measure the same generator again."""
+    path = run.with_name(run.name + ".measured.json")
+    if path.is_file():
+        return json.loads(path.read_text())
+    measured = quality_and_cas(run, train, test, space, reference)
+    atomic_write_text(path, json.dumps(measured) + "\n")
+    return measured
+
+
 def gain_summary(report: dict) -> dict:
     """The gain experiment's per-dose mean and interval (percentage points) and the recommendation."""
     arms = report["gain"]["fractions"][0]["arms"]
@@ -106,7 +117,7 @@ def main() -> None:
         for seed in args.gen_seeds:
             run = fit(args.work, family, seed)
             card = json.loads((run / "card.json").read_text())
-            measured = quality_and_cas(run, train, test, space, reference)
+            measured = cached_measure(run, train, test, space, reference)
             per_seed.append({"seed": seed, "fit_seconds": card["training"]["seconds"],
                              "steps": card["training"]["steps"], "config": card["config"], **measured})
             print(json.dumps({"family": family, **per_seed[-1]}), file=sys.stderr, flush=True)
