@@ -116,6 +116,29 @@ def test_dataloader_workers_see_each_epochs_pool(sampler, workers, persistent, c
     assert not torch.equal(seen[0], seen[1])
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_refresh_every_k_epochs_share_one_pool(sampler, workers):
+    # refresh_every=2: epochs 0 and 1 serve pool 0, epochs 2 and 3 pool 1 (the same images as a
+    # refresh_every=1 dataset's epoch 1), to workers as well as in the main process.
+    ds = SyntheticDataset(DigitsLike(kind="tensor_uint8"), sampler, ratio=1.0, refresh_every=2)
+    every_epoch = SyntheticDataset(DigitsLike(kind="tensor_uint8"), sampler, ratio=1.0)
+    loader = DataLoader(ds, batch_size=5, num_workers=workers, persistent_workers=workers > 0)
+    seen = []
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        seen.append(_collect(loader))
+    assert torch.equal(seen[0], seen[1]) and torch.equal(seen[2], seen[3])
+    assert not torch.equal(seen[1], seen[2])
+    every_epoch.set_epoch(1)
+    assert torch.equal(seen[2], _collect(DataLoader(every_epoch, batch_size=5)))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_refresh_every_must_be_a_whole_number_of_epochs(sampler, bad):
+    with pytest.raises(SynthaugError, match=rf"^refresh_every: expected a whole number of epochs >= 1, got {bad!r}$"):
+        SyntheticDataset(DigitsLike(), sampler, ratio=1.0, refresh_every=bad)
+
+
 def test_distributed_sampler_gives_each_synthetic_item_to_one_rank(sampler):
     world = 2
     ranks = []

@@ -48,9 +48,10 @@ class SyntheticDataset(Dataset):
     """Real items first, then synthetic ones, in the real items' own raw format.
 
     ``len(ds) == len(real) + num_synthetic`` and stays fixed. Synthetic item ``j`` has a fixed
-    class (classes are laid out in blocks); its image is regenerated every epoch and is a pure
-    function of ``(seed, epoch, j)``; its label comes in the real labels' own type (an int, a
-    numpy integer, or a tensor like ``TensorDataset``'s), so default collation stacks both alike.
+    class (classes are laid out in blocks); its image is regenerated every epoch (every
+    ``refresh_every`` epochs) and is a pure function of ``(seed, epoch // refresh_every, j)``;
+    its label comes in the real labels' own type (an int, a numpy integer, or a tensor like
+    ``TensorDataset``'s), so default collation stacks both alike.
     The epoch's images are generated in batches of ``generate_batch`` (on the sampler's device,
     e.g. the GPU) into one CPU pool that DataLoader workers (fork, spawn or forkserver, persistent
     or not) share with the main process without copies: forked workers inherit the mapping,
@@ -110,6 +111,10 @@ class SyntheticDataset(Dataset):
             attributes are used when present; otherwise the dataset is read once).
         return_is_synthetic: items become ``(image, label, is_synthetic)``.
         keep_in_memory: ``False`` to hold the pools in a temporary file instead of memory.
+        refresh_every: generate new synthetic images every this many epochs (default 1: every
+            epoch). Where generating costs as much as loading real items (a CPU generator beside
+            decoded image files), ``k`` epochs share one pool and the generation cost per epoch
+            falls k-fold, at the price of seeing each synthetic image k times.
 
     Example:
         >>> import numpy as np, torch
@@ -140,8 +145,11 @@ class SyntheticDataset(Dataset):
                  balance: bool = False, transform: Callable | None = None, format: str = "auto",
                  pixel_max: int | None = None, resize: bool = False, labels: Sequence[int] | None = None,
                  seed: int = 0, return_is_synthetic: bool = False, generate_batch: int = 1024,
-                 prefetch: bool = True, keep_in_memory: bool = True) -> None:
+                 prefetch: bool = True, keep_in_memory: bool = True, refresh_every: int = 1) -> None:
         self.real, self.transform, self.seed = real, transform, int(seed)
+        if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
+            raise SynthaugError(f"refresh_every: expected a whole number of epochs >= 1, got {refresh_every!r}")
+        self.refresh_every = refresh_every
         self.return_is_synthetic = return_is_synthetic
         self.generate_batch = generate_batch
         first = _first_item(real)
@@ -215,25 +223,31 @@ class SyntheticDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Make ``epoch``'s pool current (generating it here, on the sampler's device, unless the
-        background prefetch already did), then start generating the next epoch's."""
+        background prefetch already did), then start generating the next pool. With
+        ``refresh_every=k`` epochs ``e`` share pool ``e // k``."""
         if self.sampler is None:
             raise SynthaugError("set_epoch() must be called on the dataset in the main process, "
                                 "not on a copy inside a DataLoader worker")
         self._finish_prefetch()
+        pool = epoch // self.refresh_every
         if int(self._epoch) != epoch:
             slots = self._slot_epochs.tolist()
-            if epoch not in slots:
-                # Fill the slot that is not serving the current epoch.
-                slot = 1 if slots[0] == int(self._epoch) else 0
-                self._generate(epoch, slot)
+            if pool not in slots:
+                # Fill the slot that is not serving the current pool.
+                slot = 1 if slots[0] == self._current_pool() else 0
+                self._generate(pool, slot)
             self._epoch.fill_(epoch)
-        if self.prefetch and self.num_synthetic and epoch + 1 not in self._slot_epochs.tolist():
-            slot = 1 - self._slot_epochs.tolist().index(epoch)
-            self._prefetcher = _Prefetcher(self, epoch + 1, slot)
+        if self.prefetch and self.num_synthetic and pool + 1 not in self._slot_epochs.tolist():
+            slot = 1 - self._slot_epochs.tolist().index(pool)
+            self._prefetcher = _Prefetcher(self, pool + 1, slot)
 
-    def _generate(self, epoch: int, slot: int) -> None:
+    def _current_pool(self) -> int:
+        epoch = int(self._epoch)
+        return epoch // self.refresh_every if epoch >= 0 else -1
+
+    def _generate(self, pool: int, slot: int) -> None:
         self._slot_epochs[slot] = -1  # not servable while being written
-        g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, pool))
         for start in range(0, self.num_synthetic, self.generate_batch):
             labels = self.synthetic_labels[start:start + self.generate_batch]
             images = self.sampler.sample(labels, generator=g)
@@ -242,7 +256,7 @@ class SyntheticDataset(Dataset):
                                        antialias=True, align_corners=False)
             pixels = (images.clamp(0, 1) * self.pixel_max).round().to(torch.uint8)
             self._pools[slot, start:start + len(labels)].copy_(pixels.cpu())
-        self._slot_epochs[slot] = epoch
+        self._slot_epochs[slot] = pool
 
     def _finish_prefetch(self) -> None:
         if self._prefetcher is not None:
@@ -259,7 +273,7 @@ class SyntheticDataset(Dataset):
             synthetic = False
         else:
             j = index - self.num_real
-            slot = 0 if int(self._slot_epochs[0]) == int(self._epoch) else 1
+            slot = 0 if int(self._slot_epochs[0]) == self._current_pool() else 1
             image = self.format.convert(self._pools[slot, j], self.pixel_max)
             label = self.label_format.convert(int(self.synthetic_labels[j]))
             synthetic = True
@@ -313,8 +327,8 @@ def _ready_sampler(given: Any) -> Sampler:
 
 
 class SharedPools:
-    """The current epoch, the epoch each slot holds and the two slots' pools, in one block of
-    memory shared with DataLoader workers without copies.
+    """The current epoch, the pool each slot holds (``epoch // refresh_every``) and the two
+    slots' pools, in one block of memory shared with DataLoader workers without copies.
 
     The block is a memfd (or, with ``keep_in_memory=False`` or where there is no memfd, an
     unlinked temporary file) mapped ``MAP_SHARED``: forked workers inherit the mapping, so
@@ -324,7 +338,7 @@ class SharedPools:
     up front (``posix_fallocate``) with no copy, so peak memory is the pools' size once.
     """
 
-    HEADER = 64  # epoch (int64), the two slots' epochs (int64), padding
+    HEADER = 64  # epoch (int64), the two slots' pool numbers (int64), padding
 
     def __init__(self, pool_shape: tuple[int, ...], keep_in_memory: bool = True, fd: int | None = None) -> None:
         self.pool_shape, self.keep_in_memory = tuple(pool_shape), keep_in_memory
