@@ -203,8 +203,8 @@ class SyntheticDataset(Dataset):
         return self._memory.pools
 
     @property
-    def _slot_epochs(self) -> torch.Tensor:
-        return self._memory.slot_epochs
+    def _slot_pools(self) -> torch.Tensor:
+        return self._memory.slot_pools
 
     @property
     def _epoch(self) -> torch.Tensor:
@@ -231,22 +231,22 @@ class SyntheticDataset(Dataset):
         self._finish_prefetch()
         pool = epoch // self.refresh_every
         if int(self._epoch) != epoch:
-            slots = self._slot_epochs.tolist()
+            slots = self._slot_pools.tolist()
             if pool not in slots:
                 # Fill the slot that is not serving the current pool.
                 slot = 1 if slots[0] == self._current_pool() else 0
                 self._generate(pool, slot)
             self._epoch.fill_(epoch)
-        if self.prefetch and self.num_synthetic and pool + 1 not in self._slot_epochs.tolist():
-            slot = 1 - self._slot_epochs.tolist().index(pool)
+        if self.prefetch and self.num_synthetic and pool + 1 not in self._slot_pools.tolist():
+            slot = 1 - self._slot_pools.tolist().index(pool)
             self._prefetcher = _Prefetcher(self, pool + 1, slot)
 
     def _current_pool(self) -> int:
-        epoch = int(self._epoch)
-        return epoch // self.refresh_every if epoch >= 0 else -1
+        # Before the first set_epoch the epoch is -1, and -1 // k is -1: no slot's pool.
+        return int(self._epoch) // self.refresh_every
 
     def _generate(self, pool: int, slot: int) -> None:
-        self._slot_epochs[slot] = -1  # not servable while being written
+        self._slot_pools[slot] = -1  # not servable while being written
         g = torch.Generator().manual_seed(epoch_seed(self.seed, pool))
         for start in range(0, self.num_synthetic, self.generate_batch):
             labels = self.synthetic_labels[start:start + self.generate_batch]
@@ -256,7 +256,7 @@ class SyntheticDataset(Dataset):
                                        antialias=True, align_corners=False)
             pixels = (images.clamp(0, 1) * self.pixel_max).round().to(torch.uint8)
             self._pools[slot, start:start + len(labels)].copy_(pixels.cpu())
-        self._slot_epochs[slot] = pool
+        self._slot_pools[slot] = pool
 
     def _finish_prefetch(self) -> None:
         if self._prefetcher is not None:
@@ -273,7 +273,7 @@ class SyntheticDataset(Dataset):
             synthetic = False
         else:
             j = index - self.num_real
-            slot = 0 if int(self._slot_epochs[0]) == self._current_pool() else 1
+            slot = 0 if int(self._slot_pools[0]) == self._current_pool() else 1
             image = self.format.convert(self._pools[slot, j], self.pixel_max)
             label = self.label_format.convert(int(self.synthetic_labels[j]))
             synthetic = True
@@ -348,12 +348,12 @@ class SharedPools:
         weakref.finalize(self, os.close, self.fd)  # the mapping keeps its own reference
         self._map = mmap.mmap(self.fd, self.HEADER + pool_bytes)
         self.epoch = torch.frombuffer(self._map, dtype=torch.int64, count=1).reshape(())
-        self.slot_epochs = torch.frombuffer(self._map, dtype=torch.int64, count=2, offset=8)
+        self.slot_pools = torch.frombuffer(self._map, dtype=torch.int64, count=2, offset=8)
         self.pools = (torch.frombuffer(self._map, dtype=torch.uint8, count=pool_bytes, offset=self.HEADER)
                       .view(self.pool_shape) if pool_bytes else torch.empty(self.pool_shape, dtype=torch.uint8))
         if fresh:
             self.epoch.fill_(-1)
-            self.slot_epochs.fill_(-1)
+            self.slot_pools.fill_(-1)
 
     def __reduce__(self):
         # Pickled for a spawned worker: the descriptor travels (multiprocessing passes it to the
