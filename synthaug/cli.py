@@ -42,7 +42,7 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
               holdout=args.holdout,
               progress=not args.no_progress, device=args.device, eval_every=args.eval_every, keep=args.keep,
               unlabeled=args.unlabeled, precision=args.precision, on_divergence=args.on_divergence,
-              **({} if args.pseudo_labels is _FIT_DEFAULT else {"pseudo_labels": args.pseudo_labels}))
+              pseudo_labels=args.pseudo_labels)
     if int(os.environ.get("RANK", "0") or 0) > 0:
         return None  # under torchrun, rank 0 alone reports: stdout stays one JSON line
     card = run.card
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a model hyper-parameter (repeatable); VALUE is JSON or text")
     p.add_argument("--unlabeled", metavar="PATH", help="more images without labels (a folder, flat or nested, or an "
                    ".npz with 'images'): every family learns from them too")
-    p.add_argument("--pseudo-labels", type=_threshold, default=_FIT_DEFAULT, metavar="CONFIDENCE",
+    p.add_argument("--pseudo-labels", type=_threshold, default=UNSET_THRESHOLD, metavar="CONFIDENCE",
                    help="with --unlabeled: unlabelled images a classifier trained on the labels predicts at least "
                    "this surely join the labelled set with that class (default 0.9; 0 or off: none); the card "
                    "and stderr say how many got which class")
@@ -253,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: argparse default meaning "fit's own default" (argparse would run a string default through ``type``).
-_FIT_DEFAULT = object()
+#: fit's "not given" for ``--pseudo-labels`` (see :data:`synthaug.train.pseudo_labels.UNSET`); argparse
+#: runs a string default through ``type``, which keeps it as it is.
+UNSET_THRESHOLD = "default"
 
 
 def _threshold(text: str) -> float | str | None:

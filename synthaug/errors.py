@@ -11,3 +11,14 @@ class SynthaugError(ValueError):
 
 #: Everything the CLI reports as a one-line user error rather than a traceback.
 USER_ERRORS = (SynthaugError, CardError)
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a
+    one-line report quotes of an error raised by code we do not control.
+
+    Example:
+        >>> first_line(RuntimeError("boom\\nmore")), first_line(KeyError())
+        ('boom', 'KeyError')
+    """
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from .atomic import atomic_write
 from .card import MAX_CARD_BYTES, METADATA_KEY, CardError, GeneratorCard, few_names
-from .errors import SynthaugError
+from .errors import SynthaugError, first_line
 from .models import ConditionalGenerator, create_generator
 
 #: Longest safetensors header accepted (its JSON holds the tensor table and the card): the card's
@@ -73,7 +73,7 @@ def build_from_card(card: GeneratorCard, device: str | torch.device | None = Non
     except SynthaugError as err:
         raise SynthaugError(f"card describes a generator this synthaug cannot build: {err}") from None
     except (TypeError, ValueError, RuntimeError) as err:  # the card is untrusted: no traceback
-        raise SynthaugError(f"card describes a generator this synthaug cannot build: {_first_line(err)}") from None
+        raise SynthaugError(f"card describes a generator this synthaug cannot build: {first_line(err)}") from None
 
 
 def check_card_buildable(card: GeneratorCard) -> ConditionalGenerator:
@@ -130,7 +130,7 @@ def _metadata(path: Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as fh:
             return fh.metadata() or {}
     except Exception as err:  # safetensors raises its own error types, and OSError
-        raise SynthaugError(f"{path}: not a readable safetensors file ({_first_line(err)})") from None
+        raise SynthaugError(f"{path}: not a readable safetensors file ({first_line(err)})") from None
 
 
 def _header_length(path: Path) -> int:
@@ -143,9 +143,6 @@ def _header_length(path: Path) -> int:
         return 0
     return int.from_bytes(head, "little") if len(head) == 8 else 0
 
-
-def _first_line(err: Exception) -> str:
-    return (str(err).splitlines() or [type(err).__name__])[0]
 
 
 __all__ = ["save_generator", "read_card", "load_generator", "build_from_card", "check_card_buildable",

@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -435,3 +436,79 @@ def test_a_split_of_the_generators_own_training_data_is_flagged_as_optimistic(tr
                       reference_steps=10, progress=False)
     assert report["data"]["split"]["source_fingerprint"] == train.fingerprint()
     assert any("held-out test split included" in note for note in report["notes"])
+
+
+# --------------------------------------------------------------------------- second audit
+
+
+@pytest.mark.parametrize("kind", ["npz with images only", "flat folder"])
+def test_cli_unlabeled_reads_what_fit_unlabeled_reads(digits_run, tmp_path, capsys, kind):
+    images = load_data("digits:test").images[:30, 0].numpy()  # uint8 0..16
+    if kind == "flat folder":
+        (tmp_path / "pool").mkdir()
+        for i, image in enumerate(images):
+            Image.fromarray((image.astype(np.uint16) * 255 // 16).astype(np.uint8)).save(tmp_path / "pool" / f"{i}.png")
+        pool = tmp_path / "pool"
+    else:
+        pool = tmp_path / "pool.npz"
+        np.savez(pool, images=images)
+    rc, out, err = run_cli(capsys, "eval", digits_run.path, "--data", "digits:train", "--test", "digits:test",
+                           "--unlabeled", pool, "--out", tmp_path / "report", *CLI_QUICK)
+    assert rc == 0, err
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["data"]["unlabeled"] == {"size": 30}
+
+
+def test_cli_out_inside_the_data_folder_is_refused(digits_run, tmp_path, capsys):
+    data = tmp_path / "data"
+    for c in range(10):
+        (data / str(c)).mkdir(parents=True)
+        for i, image in enumerate(load_data("digits:train").images[load_data("digits:train").labels == c][:4]):
+            Image.fromarray((image[0].numpy().astype(np.uint16) * 255 // 16).astype(np.uint8)).save(
+                data / str(c) / f"{i}.png")
+    before = snapshot(tmp_path)
+    expect_error(capsys, "eval", [digits_run.path, "--data", data, "--test", "digits:test", "--out",
+                                  data / "report", *CLI_QUICK],
+                 "the report directory", "lies inside the image folder", "choose an --out outside the data")
+    assert snapshot(tmp_path) == before and not (data / "report").exists()
+
+
+@pytest.mark.parametrize("make,needles", [
+    (lambda out: (out / "cache").write_text("mine"), ["cache is a file", "expected eval's folder"]),
+    (lambda out: (out / "cache").mkdir() or (out / "cache" / "notes.txt").write_text("mine"),
+     ["holds files synthaug eval did not write (notes.txt)"]),
+], ids=["cache is a file", "cache is the user's folder"])
+@pytest.mark.parametrize("force", [False, True], ids=["", "force"])
+def test_a_cache_entry_that_is_not_evals_is_refused_before_any_work(digits_run, tmp_path, capsys, make, needles,
+                                                                    force):
+    out = tmp_path / "report"
+    out.mkdir()
+    make(out)
+    before = snapshot(tmp_path)
+    expect_error(capsys, "eval", [digits_run.path, "--data", "digits:train", "--out", out, *CLI_QUICK,
+                                  *(["--force"] if force else [])], *needles)
+    assert snapshot(tmp_path) == before
+
+
+USER_MODULES = {
+    "syntax_error": "def build(:\n",
+    "raises_on_import": "raise RuntimeError('no GPU here')\n",
+    "attribute_raises": "def __getattr__(name):\n    raise RuntimeError(f'cannot make {name}')\n",
+}
+
+
+@pytest.mark.parametrize("option", ["--feature-extractor", "--classifier"])
+@pytest.mark.parametrize("module,needle", [
+    ("syntax_error", "importing module 'syntax_error' failed: SyntaxError"),
+    ("raises_on_import", "importing module 'raises_on_import' failed: RuntimeError: no GPU here"),
+    ("attribute_raises", "reading 'build' of module 'attribute_raises' failed: RuntimeError: cannot make build"),
+])
+def test_a_user_module_that_fails_to_import_is_one_line(digits_run, tmp_path, capsys, monkeypatch, option, module,
+                                                        needle):
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / f"{module}.py").write_text(USER_MODULES[module])
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    expect_error(capsys, "eval", [digits_run.path, "--data", "digits:train", "--out", tmp_path / "report",
+                                  option, f"{module}:build", *CLI_QUICK], needle)
+    assert not (tmp_path / "report").exists()

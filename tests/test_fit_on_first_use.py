@@ -302,3 +302,64 @@ def test_classes_may_be_numpy_integers_or_names(ready):
     by_index = SyntheticDataset(REAL, ready, balance=True, classes=[np.int64(3), 7])
     by_name = SyntheticDataset(REAL, ready, balance=True, classes=["3", "7"])
     assert by_index.synthetic_counts.tolist() == by_name.synthetic_counts.tolist() == expected
+
+
+@pytest.mark.parametrize("when", ["after the fit finished", "after a killed fit"])
+def test_damaged_cached_weights_are_refitted_not_failed_on_forever(fresh_cache, straight, caplog, when):
+    directory = fit_directory(load_data(REAL), FAMILY, steps=STEPS)
+    if when == "after the fit finished":
+        cached_sampler(REAL, FAMILY, steps=STEPS, progress=False)
+    else:
+        _simulate_killed_fit(directory)
+    with open(directory / WEIGHTS_FILE, "r+b") as fh:
+        fh.truncate(100)
+    with caplog.at_level(logging.INFO, logger="synthaug"):
+        sampler = cached_sampler(REAL, FAMILY, steps=STEPS, progress=False)
+    if when == "after the fit finished":
+        assert any(m.startswith(f"the cached generator in {directory} cannot be loaded") and
+                   m.endswith("fitting it again from scratch") for m in caplog.messages), caplog.messages
+    else:  # continuing the fit writes the weights anew: resume is exact, so nothing is lost
+        assert f"continuing the unfinished generator fit (step unknown of {STEPS}): {directory}" in caplog.messages
+    assert sampler.sample([0, 1], seed=0).shape == (2, 1, 8, 8)
+    refitted, uninterrupted = weights(directory), weights(straight)
+    assert all(torch.equal(refitted[k], uninterrupted[k]) for k in uninterrupted)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="synthaug"):
+        cached_sampler(REAL, FAMILY, steps=STEPS, progress=False)  # healed: found, not fitted again
+    assert any(m.startswith("reusing the generator") for m in caplog.messages)
+
+
+def test_a_refit_never_deletes_a_file_fit_does_not_write(fresh_cache, caplog):
+    directory = fit_directory(load_data(REAL), FAMILY, steps=STEPS)
+    cached_sampler(REAL, FAMILY, steps=STEPS, progress=False)
+    (directory / WEIGHTS_FILE).write_bytes(b"torn")
+    (directory / "notes.txt").write_text("mine")
+    with pytest.raises(SynthaugError, match=r"holds files fit does not write \(notes.txt\)"):
+        cached_sampler(REAL, FAMILY, steps=STEPS, progress=False)
+    assert (directory / "notes.txt").read_text() == "mine"
+
+
+def test_the_cache_lock_file_is_shareable_and_waiting_has_an_end(tmp_path, monkeypatch):
+    import fcntl
+    import os
+
+    directory = tmp_path / "fits" / "gan-0123"
+    monkeypatch.setattr(os, "umask", os.umask)  # restored below whatever happens
+    old = os.umask(0o077)
+    try:
+        with cache._exclusive(directory):
+            pass
+    finally:
+        os.umask(old)
+    lock = tmp_path / "fits" / ".gan-0123.lock"
+    assert lock.stat().st_mode & 0o777 == 0o666  # another user can open it, whatever our umask
+    fd = os.open(lock, os.O_RDONLY)  # a holder: flock locks open files, even within one process
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(SynthaugError, match=r"another process has been fitting .*gan-0123 for over 0.5 s"):
+            with cache._exclusive(directory, wait_s=0.5):
+                pass
+    finally:
+        os.close(fd)
+    with cache._exclusive(directory, wait_s=0.5):  # free again
+        pass

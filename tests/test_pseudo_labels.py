@@ -96,3 +96,38 @@ def test_cli_pseudo_labels(tmp_path, capsys, caplog):
     expect_error(capsys, "fit", [*args, "--out", tmp_path / "bad", "--pseudo-labels", "most"],
                  "pseudo_labels: expected a confidence threshold in [0, 1] (0 or None: off), got 'most'")
     assert snapshot(tmp_path) == before
+
+
+def test_cli_pseudo_labels_without_unlabeled_is_refused(tmp_path, capsys):
+    for value in ("0.5", "off"):
+        expect_error(capsys, "fit", ["digits:train", "--model", "gan", "--steps", "2", "--no-progress",
+                                     "--pseudo-labels", value, "--out", tmp_path / "run"],
+                     "--pseudo-labels", "needs --unlabeled")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SynthaugError, match="needs --unlabeled"):
+        _fit(load_data("digits:train"), tmp_path / "api", pseudo_labels=0.5)
+
+
+@pytest.mark.parametrize("first,again,accepted", [
+    ([], ["--pseudo-labels", "0.5"], False),                    # started at the default 0.9
+    (["--pseudo-labels", "0.5"], ["--pseudo-labels", "0.9"], False),
+    (["--pseudo-labels", "0.5"], ["--pseudo-labels", "off"], False),
+    (["--pseudo-labels", "0.5"], [], True),                    # left out: the run's own threshold
+    (["--pseudo-labels", "0.5"], ["--pseudo-labels", "0.5"], True),
+])
+def test_resume_refuses_a_changed_pseudo_label_threshold(tmp_path, capsys, first, again, accepted):
+    args = ["digits:train", "--model", "gan", "--no-progress", "--unlabeled", "digits:test", "--set", "g_width=8",
+            "--set", "d_width=8", "--batch-size", "8", "--checkpoint-every", "1", "--out", tmp_path / "run"]
+    rc, _, err = run_cli(capsys, "fit", *args, "--steps", "1", *first)
+    assert rc == 0, err
+    stored = synthaug.Run(tmp_path / "run").card.training["pseudo_labels"]["threshold"]
+    if accepted:
+        rc, out, err = run_cli(capsys, "fit", *args, "--steps", "2", "--resume", *again)
+        assert rc == 0, err
+        assert json.loads(out)["steps"] == 2
+    else:
+        before = snapshot(tmp_path)
+        expect_error(capsys, "fit", [*args, "--steps", "2", "--resume", *again],
+                     f"--pseudo-labels {again[1] if again[1] == 'off' else float(again[1])} (checkpoint: {stored})")
+        assert snapshot(tmp_path) == before
+    assert synthaug.Run(tmp_path / "run").card.training["pseudo_labels"]["threshold"] == stored

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from .._version import __version__
 from ..card import CardError
 from ..data import ImageData, load_data
 from ..data.unlabeled import check_unlabeled_apart, load_unlabeled
-from ..errors import SynthaugError
+from ..errors import SynthaugError, first_line
 from ..layout import CHECKPOINT_FILE
 from ..models.registry import get_family
 from ..run import Run
@@ -38,7 +39,7 @@ from ..runtime.sampler import Sampler
 from ..train import DEFAULT_STEPS, fit
 from ..train.fit import default_steps
 from ..train.pseudo_labels import DEFAULT_THRESHOLD, check_threshold
-from ..train.rundir import check_data_outside_run
+from ..train.rundir import check_data_outside_run, fit_named_entries
 
 log = logging.getLogger("synthaug")
 
@@ -127,28 +128,64 @@ def cached_sampler(real: Any, family: str, *, unlabeled: Any = None, steps: int 
                               steps=steps, seed=seed, pseudo_labels=pseudo_labels, cache_dir=cache_dir)
     check_data_outside_run(directory.resolve(), [real, unlabeled])
     options = {"model": name, "steps": steps, "seed": seed, "image_size": data.image_shape[1],
-               "channels": data.image_shape[0], "unlabeled": pool, "pseudo_labels": pseudo_labels,
-               "progress": progress}
+               "channels": data.image_shape[0], "progress": progress}
+    if pool is not None:  # fit refuses a threshold given without unlabelled images
+        options.update(unlabeled=pool, pseudo_labels=pseudo_labels)
     with _exclusive(directory):
+        sampler = None
         if _steps_done(directory) == steps:
-            log.info("reusing the generator fitted on first use: %s", directory)
-            return Run(directory).sampler()
-        return _fit(data, directory, options).sampler()
+            sampler = _readable_sampler(directory)
+            if sampler is not None:
+                log.info("reusing the generator fitted on first use: %s", directory)
+                return sampler
+        elif (directory / CHECKPOINT_FILE).is_file():
+            sampler = _resume(data, directory, options)
+        if sampler is None:
+            sampler = _fit_afresh(data, directory, options)
+        return sampler
 
 
-def _fit(data: ImageData, directory: Path, options: dict[str, Any]) -> Run:
-    """Continue the unfinished run in ``directory`` (a fit that was killed), else fit it afresh."""
-    if (directory / CHECKPOINT_FILE).is_file():
-        log.info("continuing the generator fit that stopped at step %s of %d: %s", _steps_done(directory),
-                 options["steps"], directory)
-        try:
-            return fit(data, out=directory, resume=True, **options)
-        except SynthaugError as err:  # a damaged checkpoint, or one of another synthaug
-            log.warning("cannot continue the unfinished fit in %s (%s): fitting it again", directory, err)
+def _readable_sampler(directory: Path) -> Sampler | None:
+    """The sampler of the run in ``directory``, or None (with a warning) when it cannot be loaded:
+    a damaged file in the cache is synthaug's to replace, not the user's problem."""
+    try:
+        return Run(directory).sampler()
+    except (SynthaugError, CardError, OSError) as err:
+        log.warning("the cached generator in %s cannot be loaded (%s): fitting it again from scratch", directory,
+                    first_line(err))
+        return None
+
+
+def _resume(data: ImageData, directory: Path, options: dict[str, Any]) -> Sampler | None:
+    """Continue the unfinished run in ``directory`` (a fit that was killed); None when it cannot be
+    continued or its result cannot be loaded."""
+    done = _steps_done(directory)  # None when the card cannot be read (the checkpoint may still be good)
+    if done is None:
+        log.info("continuing the unfinished generator fit (step unknown of %d): %s", options["steps"], directory)
+    else:
+        log.info("continuing the generator fit that stopped at step %d of %d: %s", done, options["steps"], directory)
+    try:
+        fit(data, out=directory, resume=True, **options)
+    except SynthaugError as err:  # a damaged checkpoint, or one of another synthaug
+        log.warning("cannot continue the unfinished fit in %s (%s): fitting it again", directory, first_line(err))
+        return None
+    return _readable_sampler(directory)
+
+
+def _fit_afresh(data: ImageData, directory: Path, options: dict[str, Any]) -> Sampler:
+    """Fit the run in ``directory`` from scratch, first removing what a fit left there (this
+    folder is the cache's own, named by the key; a damaged file in it is ours, whatever its
+    content says). Anything else in it is refused, not deleted."""
+    if directory.is_dir():
+        ours, foreign = fit_named_entries(directory)
+        if foreign:
+            raise SynthaugError(f"the synthaug cache folder {directory} holds files fit does not write "
+                                f"({', '.join(foreign[:5])}): expected only a fit's files there; move them out")
+        for entry in ours:
+            entry.unlink()
     log.info("fitting a %s generator on first use (%d steps), cached in %s", options["model"], options["steps"],
              directory)
-    # force: a fit killed before its first checkpoint may have left its log or grids behind.
-    return fit(data, out=directory, force=True, **options)
+    return fit(data, out=directory, **options).sampler()
 
 
 def _steps_done(directory: Path) -> int | None:
@@ -159,27 +196,63 @@ def _steps_done(directory: Path) -> int | None:
         return None
 
 
+#: How long a process waits for another one fitting the same run before giving up (seconds): longer
+#: than any fit this cache makes by default, so a live fit is waited for and a stuck one is said.
+LOCK_WAIT_S = 6 * 3600.0
+
+
 @contextlib.contextmanager
-def _exclusive(directory: Path) -> Iterator[None]:
+def _exclusive(directory: Path, wait_s: float | None = None) -> Iterator[None]:
     """Hold ``.<name>.lock`` beside ``directory``: one process checks and fits a run at a time,
-    the others wait and then find it fitted. The file stays (removing a lock file others may
-    have opened would let two holders in); the kernel drops the lock if its holder dies."""
+    the others wait (at most ``wait_s``, default :data:`LOCK_WAIT_S`) and then find it fitted.
+    The file stays (removing a lock file others may have opened would let two holders in); the
+    kernel drops the lock if its holder dies. The file is made writable by everyone whatever the
+    umask, and a read-only one is locked through a read-only descriptor (``flock`` needs no
+    write access), so a cache shared between users never locks one of them out."""
+    lock = directory.parent / f".{directory.name}.lock"
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory.parent / f".{directory.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fd = _open_lock_file(lock)
     except OSError as err:
         raise SynthaugError(f"cannot write to the synthaug cache {directory.parent}: "
                             f"{err.strerror or errno.errorcode.get(err.errno, err)}; set SYNTHAUG_CACHE or "
                             f"cache_dir= to a writable folder") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another process fitting %s", directory)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        _wait_for_lock(fd, directory, LOCK_WAIT_S if wait_s is None else wait_s)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _open_lock_file(lock: Path) -> int:
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except FileExistsError:
+        try:
+            return os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+        except PermissionError:  # another user's lock file: locking needs only a read descriptor
+            return os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o666)  # the umask took write access from the group and others
+    return fd
+
+
+def _wait_for_lock(fd: int, directory: Path, wait_s: float) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        log.info("waiting for another process fitting %s", directory)
+    deadline = time.monotonic() + wait_s
+    while True:
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise SynthaugError(f"another process has been fitting {directory} for over {wait_s:g} s: expected "
+                                    f"it to finish; stop it, or pass another cache_dir=") from None
 
 
 def _check_steps(steps: Any) -> int:

@@ -10,9 +10,9 @@ from ..errors import SynthaugError
 from .images import (ALPHA_BACKGROUND, ImageData, count_conversions, describe_conversions, held_out_counts,
                      native_size, output_channels, per_class_subset, resolve_image_size, stratified_split,
                      to_tensor)
-from .sources import BUILTIN_SETS, DIGITS_SPLITS, read_source
+from .sources import BUILTIN_SETS, DIGITS_SPLITS, builtin_name, read_source
 
-__all__ = ["ImageData", "load_data", "stratified_split", "per_class_subset", "held_out_counts", "DIGITS_SPLITS", "BUILTIN_SETS",
+__all__ = ["ImageData", "load_data", "stratified_split", "per_class_subset", "held_out_counts", "DIGITS_SPLITS", "BUILTIN_SETS", "builtin_name",
            "ALPHA_BACKGROUND"]
 
 log = logging.getLogger("synthaug")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import zipfile
 from collections.abc import Callable, Iterator
@@ -28,6 +29,46 @@ BUILTIN_SETS = DIGITS_SPLITS + PHOTOS_SPLITS
 #: pixels into training).
 PHOTO_BANDS = ("top", "middle", "bottom")
 PHOTO_PATCH = 32
+
+log = logging.getLogger("synthaug")
+
+
+def builtin_name(source: Any) -> str | None:
+    """The built-in set ``source`` names, or None when it names anything else.
+
+    A bare ``digits`` or ``photos`` that exists as a path (a user's folder or file in the working
+    directory) is that path, not the built-in set: a user's data is never silently swapped
+    for ours. ``NAME:train`` / ``NAME:test`` always name the built-in splits.
+
+    Example:
+        >>> builtin_name("digits:train"), builtin_name("my_folder"), builtin_name(3)
+        ('digits:train', None, None)
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    text = os.fspath(source)
+    if text not in BUILTIN_SETS or (":" not in text and os.path.lexists(text)):
+        return None
+    return text
+
+
+def builtins_overlap(a: str, b: str) -> bool:
+    """Whether two built-in set names share images: ``digits`` holds both of its splits.
+
+    Example:
+        >>> builtins_overlap("digits", "digits:train"), builtins_overlap("digits:train", "digits:test")
+        (True, False)
+    """
+    family_a, _, split_a = a.partition(":")
+    family_b, _, split_b = b.partition(":")
+    return family_a == family_b and (not split_a or not split_b or split_a == split_b)
+
+
+def _warn_shadowed(text: str) -> None:
+    """Say once per read that a path named like a built-in set was read as the path."""
+    if text in BUILTIN_SETS and ":" not in text:
+        log.warning("reading %r as the path ./%s (it exists); the built-in set of that name is not used "
+                    "(%s:train and %s:test always name the built-in splits)", text, text, text, text)
 
 
 @dataclass
@@ -342,12 +383,14 @@ def read_source(source: Any, skip_bad_files: bool = False,
     if isinstance(source, ImageData):  # keeps its pixel scale (e.g. 0..16 for digits)
         return RawImages([source[i][0] for i in range(len(source))], source.labels.numpy(),
                          list(source.class_names), source.name, source.pixel_max)
+    builtin = builtin_name(source)
+    if builtin in DIGITS_SPLITS:
+        return read_digits(builtin)
+    if builtin in PHOTOS_SPLITS:
+        return read_photos(builtin)
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
-        if text in DIGITS_SPLITS:
-            return read_digits(text)
-        if text in PHOTOS_SPLITS:
-            return read_photos(text)
+        _warn_shadowed(text)
         path = Path(text)
         if not path.exists():
             raise SynthaugError(f"data {text!r} not found: expected {', '.join(BUILTIN_SETS)}, "

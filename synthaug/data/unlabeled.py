@@ -21,8 +21,8 @@ import torch
 
 from ..errors import SynthaugError
 from .images import ImageData, to_tensor
-from .sources import (BUILTIN_SETS, _array_from_item, _image_files, _pixel_max, _read_image,
-                      _shorter_side, dataset_length, read_source)
+from .sources import (_array_from_item, _image_files, _pixel_max, _read_image, _shorter_side, _warn_shadowed,
+                      builtin_name, builtins_overlap, dataset_length, read_source)
 
 
 @dataclass
@@ -71,10 +71,11 @@ def _channels(arr: np.ndarray) -> int:
 
 
 def _read_arrays(source: Any, size: int, skip_bad_files: bool) -> tuple[list[np.ndarray], str, int]:
-    if isinstance(source, ImageData) or (isinstance(source, (str, os.PathLike)) and os.fspath(source) in BUILTIN_SETS):
+    if isinstance(source, ImageData) or builtin_name(source) is not None:
         raw = read_source(source)
         return raw.images, raw.name, raw.pixel_max
     if isinstance(source, (str, os.PathLike)):
+        _warn_shadowed(os.fspath(source))
         path = Path(source)
         if not path.exists():
             raise SynthaugError(f"unlabeled data {os.fspath(source)!r} not found: expected an image folder or an "
@@ -128,8 +129,14 @@ def _read_dataset(dataset: Any) -> list[np.ndarray]:
 def check_unlabeled_apart(data: Any, unlabeled: Any) -> None:
     """Refuse an unlabelled folder that is the labelled folder, lies inside it or contains it: the
     labelled images would come in again without their labels (and their labels could leak into
-    an evaluation that treats the unlabelled pool as new data)."""
-    if not all(isinstance(s, (str, os.PathLike)) and os.fspath(s) not in BUILTIN_SETS for s in (data, unlabeled)):
+    an evaluation that treats the unlabelled pool as new data). Built-in sets overlap by name:
+    ``digits`` holds ``digits:train``."""
+    names = builtin_name(data), builtin_name(unlabeled)
+    if None not in names and builtins_overlap(*names):
+        raise SynthaugError(f"unlabeled data {names[1]} overlaps the labelled data {names[0]}: expected images the "
+                            f"labelled set does not hold (e.g. {names[0].partition(':')[0]}:test beside "
+                            f"{names[0].partition(':')[0]}:train)")
+    if not all(isinstance(s, (str, os.PathLike)) and builtin_name(s) is None for s in (data, unlabeled)):
         return
     a, b = Path(data).resolve(), Path(unlabeled).resolve()
     if a == b or a in b.parents or b in a.parents:

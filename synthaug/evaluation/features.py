@@ -15,6 +15,7 @@ tensors), an ONNX file, or ``module:attribute`` naming either. It receives float
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, temp_file_target
 from ..data import ImageData
-from ..errors import SynthaugError
+from ..errors import SynthaugError, first_line
 from ..metrics.classifier import SmallCNN, fit_steps
-from .specs import _first_line, import_object
+from .specs import import_object
 
 log = logging.getLogger("synthaug")
 
@@ -36,6 +37,7 @@ log = logging.getLogger("synthaug")
 #: the directory "non-empty" for ``--force``.
 CACHE_DIR = "cache"
 _CACHE_FORMAT = 1
+_CACHE_NAME = re.compile(r"feature_net-[0-9a-f]+-\d+steps-seed-?\d+\.pt")
 
 
 @dataclass
@@ -65,6 +67,11 @@ def _to_numpy(out: Any, n: int) -> np.ndarray:
         raise SynthaugError(f"feature extractor: expected one feature vector per image ({n}), "
                             f"got an output of shape {tuple(arr.shape)}")
     return arr.reshape(n, -1).astype(np.float64)
+
+
+def is_cache_file_name(name: str) -> bool:
+    """Whether ``name`` is one :func:`cache_path` gives (or the temp file written on the way)."""
+    return _CACHE_NAME.fullmatch(temp_file_target(name) or name) is not None
 
 
 def cache_path(cache_dir: str | Path, data: ImageData, steps: int, seed: int) -> Path:
@@ -112,7 +119,7 @@ def read_cached_classifier(path: Path, train: ImageData, steps: int, seed: int) 
         model = SmallCNN(train.image_shape[0], train.num_classes)
         model.load_state_dict(payload["state"])
     except Exception as err:  # a torn or foreign file: retrain rather than fail
-        log.warning("ignoring cached feature network %s (%s); training it again", path, _first_line(err))
+        log.warning("ignoring cached feature network %s (%s); training it again", path, first_line(err))
         return None
     return model.eval()
 
@@ -136,7 +143,7 @@ def user_space(spec: Any, image_shape: tuple[int, int, int], probe: torch.Tensor
                 obj = obj()
             except Exception as err:  # the user's code
                 raise SynthaugError(f"feature extractor {spec}: calling it with no arguments to build the "
-                                    f"extractor failed: {_first_line(err)}") from None
+                                    f"extractor failed: {first_line(err)}") from None
         space = _module_space(obj, spec)
     else:
         space = _module_space(spec, None)
@@ -166,7 +173,7 @@ def _onnx_space(path: Path, image_shape: tuple[int, int, int]) -> FeatureSpace:
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime's errors share no public base class
-        raise SynthaugError(f"feature extractor {path}: ONNX Runtime cannot load it ({_first_line(err)})") from None
+        raise SynthaugError(f"feature extractor {path}: ONNX Runtime cannot load it ({first_line(err)})") from None
     first = session.get_inputs()[0]
     declared = list(first.shape)
     wanted = [None, *image_shape]
@@ -190,7 +197,7 @@ def _probe_dim(space: FeatureSpace, image_shape: tuple[int, int, int], probe: to
         raise
     except Exception as err:  # the user's code: any error means it does not take these images
         raise SynthaugError(f"{space.description}: expected it to take images [N, {shape}] in [0, 1], "
-                            f"it failed on them: {_first_line(err)}") from None
+                            f"it failed on them: {first_line(err)}") from None
     if not np.isfinite(out).all():
         raise SynthaugError(f"{space.description}: expected finite features, got NaN or inf")
     return int(out.shape[1])

@@ -24,11 +24,14 @@ import numpy as np
 import torch
 
 from ..data import ImageData, load_data, stratified_split
+from ..data.unlabeled import load_unlabeled
 from ..errors import SynthaugError
 from ..metrics.classifier import fit_steps, predict
 from ..progress import progress_bar
+from ..train.rundir import check_out_outside_data
 from .defaults import DEFAULT_DOSES, DEFAULT_REFERENCE_STEPS, DEFAULT_STEPS, DEFAULT_TEST_FRACTION
-from .features import CACHE_DIR, FeatureSpace, cache_path, reference_classifier, small_cnn_space, user_space
+from .features import (CACHE_DIR, FeatureSpace, cache_path, is_cache_file_name, reference_classifier, small_cnn_space,
+                       user_space)
 from .gain import downstream_gain
 from .memorisation import memorisation
 from .quality import quality_metrics
@@ -120,13 +123,18 @@ def check_settings(seeds: int | Sequence[int], doses: Sequence[float], fractions
     return seed_list, dose_list, sorted({float(f) for f in fractions})
 
 
-def check_report_dir(out: str | os.PathLike, force: bool) -> Path:
+def check_report_dir(out: str | os.PathLike, force: bool, sources: Sequence[Any] = ()) -> Path:
     """Raise unless ``out`` can receive a report; changes nothing. A directory holding anything
-    but the feature cache needs ``force``."""
+    but eval's own feature cache needs ``force``; ``out`` may not lie inside an image folder of
+    ``sources`` (the report would become a class of the next fit)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SynthaugError(f"report directory {out}: expected a directory, got an existing file")
+    check_out_outside_data(out.resolve(), sources, "the report directory")
     if out.is_dir():
+        cache = out / CACHE_DIR
+        if cache.exists() or cache.is_symlink():
+            _check_cache_dir(cache)
         others = sorted(p.name for p in out.iterdir() if p.name != CACHE_DIR)
         if others and not force:
             shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
@@ -144,6 +152,20 @@ def check_report_dir(out: str | os.PathLike, force: bool) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise SynthaugError(f"cannot write report directory {out}: {existing} is not writable")
     return out
+
+
+def _check_cache_dir(cache: Path) -> None:
+    """``REPORT_DIR/cache`` is eval's only when it is a plain folder of cached feature networks."""
+    if cache.is_symlink() or not cache.is_dir():
+        kind = "a link" if cache.is_symlink() else "a file"
+        raise SynthaugError(f"report directory entry {cache} is {kind}: expected eval's folder of cached feature "
+                            f"networks there (or nothing); move it away or choose another --out")
+    strangers = sorted(p.name for p in cache.iterdir() if not is_cache_file_name(p.name))
+    if strangers:
+        shown = ", ".join(strangers[:3]) + (", ..." if len(strangers) > 3 else "")
+        raise SynthaugError(f"report directory folder {cache} holds files synthaug eval did not write ({shown}): "
+                            f"eval keeps its feature networks there, even with --force it adds none to a folder "
+                            f"of yours; choose another --out")
 
 
 def check_against_card(data: ImageData, card, what: str) -> None:
@@ -210,9 +232,8 @@ def load_eval_data(train: Any, test: Any, unlabeled: Any, card, resize: bool, te
     if unlabeled is not None:
         if isinstance(unlabeled, torch.Tensor):
             extra = unlabeled.float()
-        else:
-            c, h, _ = train_data.image_shape
-            extra = load_data(unlabeled, image_size=h, channels=c).as_float()
+        else:  # the reader fit --unlabeled uses: flat folders and label-less .npz files too
+            extra = load_unlabeled(unlabeled, train_data.image_shape).as_float()
         if tuple(extra.shape[1:]) != tuple(train_data.image_shape):
             raise SynthaugError(f"unlabeled images: expected [N, {', '.join(map(str, train_data.image_shape))}], "
                                 f"got {list(extra.shape)}")
@@ -362,7 +383,7 @@ def evaluate(sampler: Any, train: Any, test: Any = None, *, unlabeled: Any = Non
     """
     started = time.perf_counter()
     seed_list, dose_list, fraction_list = check_settings(seeds, doses, fractions, steps, reference_steps)
-    out_dir = check_report_dir(out, force) if out is not None else None
+    out_dir = check_report_dir(out, force, [train, test, unlabeled]) if out is not None else None
     factory, classifier_name = classifier_factory(classifier)
     sampler, source = _resolve_sampler(sampler)
     card = sampler.card

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import SynthaugError
+from ..errors import SynthaugError, first_line
 from ..metrics.classifier import CLASSIFIERS
 
 
@@ -25,12 +25,17 @@ def import_object(spec: str, what: str) -> Any:
         raise SynthaugError(f"{what}: expected module:function, got {spec!r}")
     try:
         obj: Any = importlib.import_module(module_name)
-    except ImportError as err:
-        raise SynthaugError(f"{what} {spec!r}: cannot import module {module_name!r} ({err})") from None
+    except Exception as err:  # a user's module may raise anything on import, a SyntaxError included
+        raise SynthaugError(f"{what} {spec!r}: importing module {module_name!r} failed: "
+                            f"{type(err).__name__}: {first_line(err)}") from None
     for part in attribute.split("."):
-        if not hasattr(obj, part):
-            raise SynthaugError(f"{what} {spec!r}: module {module_name!r} has no attribute {attribute!r}")
-        obj = getattr(obj, part)
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SynthaugError(f"{what} {spec!r}: module {module_name!r} has no attribute {attribute!r}") from None
+        except Exception as err:  # a property or module __getattr__ that raises
+            raise SynthaugError(f"{what} {spec!r}: reading {attribute!r} of module {module_name!r} failed: "
+                                f"{type(err).__name__}: {first_line(err)}") from None
     return obj
 
 
@@ -59,10 +64,7 @@ def check_classifier(factory: Callable[[int, int], nn.Module], name: str, channe
         model = factory(channels, num_classes)
     except Exception as err:  # a user's code may raise anything; report its first line
         raise SynthaugError(f"classifier {name}: building it with (channels={channels}, num_classes={num_classes}) "
-                            f"failed: {_first_line(err)}") from None
+                            f"failed: {first_line(err)}") from None
     if not isinstance(model, nn.Module):
         raise SynthaugError(f"classifier {name}: expected it to build an nn.Module, got {type(model).__name__}")
 
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]

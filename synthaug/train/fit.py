@@ -24,7 +24,7 @@ from ..layout import CHECKPOINT_FILE, FEATURES_FILE
 from ..models import get_family, list_models
 from ..run import Run
 from .distributed import Processes, join
-from .pseudo_labels import DEFAULT_THRESHOLD, check_threshold
+from .pseudo_labels import UNSET, check_threshold
 from .rundir import RunDirectory, check_data_outside_run, resolve_run_path
 from .loop import CHECKPOINT_FORMAT, KEEP_CHOICES, FitSettings, TrainingLoop
 from .step import check_precision
@@ -48,7 +48,7 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         skip_bad_files: bool = False, resume: bool = False, force: bool = False, sample_every: int = 500,
         checkpoint_every: int = 500, holdout: float | None = None, progress: bool = True,
         device: str | None = None, eval_every: int | None = None, keep: str | None = None,
-        unlabeled: Any = None, pseudo_labels: float | None = DEFAULT_THRESHOLD, precision: str | None = None,
+        unlabeled: Any = None, pseudo_labels: float | str | None = UNSET, precision: str | None = None,
         on_divergence: str = "restart") -> Run:
     """Fit a class-conditional generator on ``data`` and write a run directory to ``out``.
 
@@ -85,7 +85,8 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             labelled folder, and ``resume`` needs the same images.
         pseudo_labels: with ``unlabeled``, first train a small classifier on the labelled images
             and give every unlabelled image it predicts with probability ``>= pseudo_labels`` that
-            class (default 0.9; ``None`` or 0: off). The generator's class term then learns from
+            class (default ``"default"``: 0.9; ``None`` or 0: off; a value given without
+            ``unlabeled``, or one that differs from a resumed run's, is refused). The generator's class term then learns from
             them too; the card's ``training["pseudo_labels"]`` says how many got which class and
             how confidently (see :mod:`synthaug.train.pseudo_labels`).
         precision: ``"fp32"`` (default) or ``"bf16"``: bfloat16 autocast of the forward passes
@@ -112,7 +113,11 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
     if keep == "best" and eval_every is None and not resume:  # a resumed run has its own, checked below
         raise SynthaugError("--keep best needs --eval-every N (it keeps the evaluation step with the lowest FID), "
                             "got no --eval-every")
+    pseudo_given = not (isinstance(pseudo_labels, str) and pseudo_labels == UNSET)
     pseudo_labels = check_threshold(pseudo_labels)
+    if pseudo_given and unlabeled is None:
+        raise SynthaugError(f"--pseudo-labels {pseudo_labels if pseudo_labels is not None else 'off'} needs "
+                            f"--unlabeled: the pseudo-labels are given to unlabelled images, and none were given")
     if precision is not None:
         check_precision(precision)
     if on_divergence not in ON_DIVERGENCE:
@@ -130,7 +135,8 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
                    epochs=epochs, batch_size=batch_size, seed=seed, image_size=image_size, channels=channels,
                    skip_bad_files=skip_bad_files, resume=resume, force=force, sample_every=sample_every,
                    checkpoint_every=checkpoint_every, holdout=holdout, progress=progress, eval_every=eval_every,
-                   keep=keep, unlabeled=unlabeled, pseudo_labels=pseudo_labels, precision=precision,
+                   keep=keep, unlabeled=unlabeled, pseudo_labels=pseudo_labels, pseudo_given=pseudo_given,
+                   precision=precision,
                    on_divergence=on_divergence)
     except BaseException:
         # The error that stopped this rank is the one to report, not a collective failing after it
@@ -144,7 +150,7 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
 
 def _fit(procs: Processes, family, device: torch.device, *, data, out, model, config, steps, epochs, batch_size,
          seed, image_size, channels, skip_bad_files, resume, force, sample_every, checkpoint_every, holdout, progress,
-         eval_every, keep, unlabeled, pseudo_labels, precision, on_divergence) -> Run:
+         eval_every, keep, unlabeled, pseudo_labels, pseudo_given, precision, on_divergence) -> Run:
     """fit's work once the arguments are checked and this process knows its rank and device."""
     if procs.distributed and batch_size is not None and batch_size % procs.world_size:
         raise SynthaugError(f"--batch-size {batch_size} does not split evenly over {procs.world_size} processes: "
@@ -155,7 +161,7 @@ def _fit(procs: Processes, family, device: torch.device, *, data, out, model, co
         check_unlabeled_apart(data, unlabeled)
     given = {"--model": model, "--batch-size": batch_size, "--seed": seed, "--image-size": image_size,
              "--channels": channels, "--holdout": holdout, "--eval-every": eval_every, "--keep": keep,
-             "--precision": precision}
+             "--precision": precision, "--pseudo-labels": (pseudo_labels or "off") if pseudo_given else None}
     quiet = _FollowerLogs() if not procs.is_main else contextlib.nullcontext()
     with quiet, _run_directory(procs, path, resume, force) as run_dir:
         checkpoint = _read_checkpoint(path / CHECKPOINT_FILE) if run_dir.resuming else None
@@ -384,7 +390,7 @@ def _check_resume_options(settings: FitSettings, given: dict[str, Any], config: 
     stored = {"--model": settings.model, "--batch-size": settings.batch_size, "--seed": settings.seed,
               "--image-size": settings.image_size, "--channels": settings.channels,
               "--holdout": settings.holdout, "--eval-every": settings.eval_every or "off", "--keep": settings.keep,
-              "--precision": settings.precision}
+              "--precision": settings.precision, "--pseudo-labels": settings.pseudo_label_threshold or "off"}
     clashes = [f"{flag} {value} (checkpoint: {stored[flag]})" for flag, value in given.items()
                if value is not None and value != stored[flag]]
     if config:

@@ -62,8 +62,21 @@ class PseudoLabels:
                 "labeller": f"small_cnn, {LABELLER_STEPS} steps, classical affine augmentation"}
 
 
+#: What ``fit(pseudo_labels=...)`` gets when the caller says nothing: :data:`DEFAULT_THRESHOLD`.
+#: A name rather than the number, so that ``fit`` can tell "not given" (which a resumed run or a
+#: fit without unlabelled images accepts) from a value the caller chose.
+UNSET = "default"
+
+
 def check_threshold(threshold: Any) -> float | None:
-    """``None``/``0`` (off) or a probability in (0, 1]; anything else is a one-line error."""
+    """``None``/``0`` (off) or a probability in (0, 1]; anything else is a one-line error.
+
+    Example:
+        >>> check_threshold(UNSET), check_threshold(0), check_threshold(0.5)
+        (0.9, None, 0.5)
+    """
+    if isinstance(threshold, str) and threshold == UNSET:
+        return DEFAULT_THRESHOLD
     if threshold is None:
         return None
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:

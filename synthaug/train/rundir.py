@@ -27,12 +27,13 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..atomic import temp_file_target
+from ..data.sources import builtin_name
 from ..errors import USER_ERRORS, SynthaugError
 from ..layout import (CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOCK_FILE, LOG_FILE, RUN_FILES, SAMPLES_REGEX,
                       WEIGHTS_FILE, WRITE_PROBE)
@@ -59,18 +60,36 @@ def check_data_outside_run(out: Path, sources: Iterable[Any]) -> None:
     """Refuse data inside the run directory (``--force`` would replace it, and a run directory
     holds only synthaug's files) and a run directory inside an image folder (it would become a
     class the next time that folder is fitted). ``out`` is resolved; so is each data path."""
-    from ..data import BUILTIN_SETS
-
-    for source in sources:
-        if not isinstance(source, (str, os.PathLike)) or os.fspath(source) in BUILTIN_SETS:
-            continue  # a built-in data set or an in-memory Dataset: nothing on disk to collide
-        data = Path(source).resolve()
+    for data, source in _data_paths(sources):
         if data == out or out in data.parents:
             raise SynthaugError(f"data {os.fspath(source)} lies inside the run directory {out}: "
                                 f"expected the data outside it (move it out, or choose another --out)")
-        if data.is_dir() and data in out.parents:
-            raise SynthaugError(f"the run directory {out} lies inside the image folder {os.fspath(source)}: "
-                                f"it would become a class of the next fit; choose an --out outside the data")
+    check_out_outside_data(out, sources, "the run directory")
+
+
+def check_out_outside_data(out: Path, sources: Iterable[Any], what: str) -> None:
+    """Refuse an output directory ``out`` (resolved) inside one of the image folders ``sources``:
+    what synthaug writes there would become a class (or unlabelled images) of the next read.
+
+    Example:
+        >>> import tempfile
+        >>> data = Path(tempfile.mkdtemp()).resolve()
+        >>> check_out_outside_data(data / "cats" / "report", [data], "the report directory")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        synthaug.errors.SynthaugError: the report directory ... lies inside the image folder ...
+    """
+    for data, source in _data_paths(sources):
+        if data.is_dir() and (data == out or data in out.parents):
+            raise SynthaugError(f"{what} {out} lies inside the image folder {os.fspath(source)}: it would become "
+                                f"a class of the next fit; choose an --out outside the data")
+
+
+def _data_paths(sources: Iterable[Any]) -> Iterator[tuple[Path, Any]]:
+    """The resolved path of each source that names one (not built-in sets, not in-memory data)."""
+    for source in sources:
+        if isinstance(source, (str, os.PathLike)) and builtin_name(source) is None:
+            yield Path(source).resolve(), source
 
 
 @dataclass
@@ -123,6 +142,21 @@ def _foreign_reason(entry: Path, has_card: bool) -> str | None:
     if _SAMPLES.fullmatch(name) and (has_card or _is_grid(entry)):
         return None
     return ""
+
+
+def fit_named_entries(directory: Path) -> tuple[list[Path], list[str]]:
+    """``(files, others)``: the plain files of ``directory`` named as fit names its files (whatever
+    they hold: for folders synthaug alone names, such as the fit-on-first-use cache's), and the
+    names of everything else."""
+    ours, others = [], []
+    for entry in sorted(directory.iterdir()):
+        name = entry.name
+        if entry.is_file() and not entry.is_symlink() and (
+                name in (LOCK_FILE, WRITE_PROBE) or _is_our_name(name) or _is_our_name(temp_file_target(name))):
+            ours.append(entry)
+        else:
+            others.append(name + ("/" if entry.is_dir() else ""))
+    return ours, others
 
 
 def _is_our_name(name: str | None) -> bool:
