@@ -99,7 +99,7 @@ def train_arm(items, seed: int, weight: float = 1.0, smoothing: float = 0.0):
     import torch.nn.functional as F
 
     import synthaug
-    from synthaug.evaluation.classical import ClassicalAugment
+    from synthaug.metrics.views import ClassicalAugment
     from synthaug.metrics.classifier import SmallCNN
 
     with torch.random.fork_rng(devices=[]):

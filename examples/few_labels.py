@@ -22,7 +22,7 @@ from _digits import Transformed, add_recipe_args, to_tensor, train_and_test
 
 from synthaug import SyntheticDataset
 from synthaug.data import load_data, per_class_subset
-from synthaug.evaluation.classical import ClassicalAugment
+from synthaug.metrics.views import ClassicalAugment
 
 
 def few_labels(per_class: int, seed: int):

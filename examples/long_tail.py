@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from synthaug import SyntheticDataset
 from synthaug.data import load_data, per_class_subset
-from synthaug.evaluation.classical import ClassicalAugment
+from synthaug.metrics.views import ClassicalAugment
 from synthaug.metrics import fit_classifier
 from synthaug.metrics.classifier import balanced_accuracy, per_class_accuracy, predict
 

@@ -26,7 +26,7 @@ from synthaug.card import GeneratorCard
 from synthaug.data import load_data, stratified_split
 from synthaug.errors import SynthaugError
 from synthaug.evaluation import evaluate, fid, kid, precision_recall_density_coverage
-from synthaug.evaluation.classical import ClassicalAugment
+from synthaug.metrics.views import ClassicalAugment
 from synthaug.evaluation.pipeline import measure_cas
 from synthaug.evaluation.gain import downstream_gain, paired_gain, summarise_fraction, train_arm
 from synthaug.evaluation.memorisation import memorisation

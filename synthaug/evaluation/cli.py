@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from ..errors import SynthaugError
+from ..metrics.methods import FIXMATCH_MU
 from .defaults import DEFAULT_DOSES, DEFAULT_REFERENCE_STEPS, DEFAULT_STEPS
 
 
@@ -52,6 +53,11 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
                    help=f"optimiser steps of each classifier in the gain experiment (default {DEFAULT_STEPS})")
     p.add_argument("--reference-steps", type=int, default=DEFAULT_REFERENCE_STEPS,
                    help=f"steps of the feature network and the CAS classifiers (default {DEFAULT_REFERENCE_STEPS})")
+    p.add_argument("--no-baselines", action="store_true", help="skip the practitioner's baselines (class-balanced "
+                   "resampling, logit adjustment and balance=True on imbalanced labels; pseudo-labels and FixMatch "
+                   "with --unlabeled), which otherwise run alone and with synthetic samples on top")
+    p.add_argument("--fixmatch-mu", type=int, default=FIXMATCH_MU, metavar="MU",
+                   help=f"FixMatch's unlabelled batch in multiples of the labelled one (default {FIXMATCH_MU})")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples, the test split and the CAS classifiers")
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="directory for report.json/.md/.html")
     p.add_argument("--force", action="store_true", help="overwrite the report in a non-empty REPORT_DIR")
@@ -68,5 +74,5 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
                       classifier=args.classifier, classical_augment=not args.no_classical_augment,
                       feature_extractor=args.feature_extractor, out=args.out, force=args.force, resize=args.resize,
                       steps=args.steps, reference_steps=args.reference_steps, seed=args.seed,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, baselines=not args.no_baselines, fixmatch_mu=args.fixmatch_mu)
     return report.summary()

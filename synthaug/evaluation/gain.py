@@ -22,8 +22,9 @@ from torch import nn
 
 from ..augment import SyntheticMix
 from ..data import ImageData, stratified_split
-from ..metrics.classifier import balanced_accuracy, fit_steps, per_class_accuracy, predict
-from .classical import ClassicalAugment
+from ..metrics.classifier import balanced_accuracy, per_class_accuracy, predict
+from ..metrics.methods import Method, train_method
+from ..metrics.views import ClassicalAugment
 
 
 def mean_interval(values: Sequence[float]) -> dict[str, Any]:
@@ -75,16 +76,25 @@ def chain(*hooks: Callable | None) -> Callable | None:
 
 def train_arm(train: ImageData, test: ImageData, sampler, dose: float, seed: int, *, steps: int,
               batch_size: int, classical_augment: bool, model_factory: Callable[[int, int], nn.Module],
-              tick: Callable | None = None) -> dict[str, Any]:
-    """One classifier: ``train`` (+ a share ``dose`` of synthetic rows per batch), tested on ``test``.
+              tick: Callable | None = None, method: Method = Method(), unlabeled: torch.Tensor | None = None,
+              synthetic_labels: str | Sequence[float] = "same", **method_options: Any) -> dict[str, Any]:
+    """One classifier: ``train`` with ``method`` (+ a share ``dose`` of synthetic rows per batch),
+    tested on ``test``.
 
     The synthetic rows replace real ones before the classical augmentation, which then treats
-    every row alike (as a batch-level augmentation on the device would).
+    every row alike (as a batch-level augmentation on the device would); their classes are the
+    replaced rows' (``"same"``) or drawn with ``synthetic_labels`` as per-class weights.
     """
-    mix = SyntheticMix(sampler, p=dose, mode="replace", labels="same", seed=seed) if dose > 0 else None
-    augment = ClassicalAugment(seed=seed) if classical_augment else None
-    model = fit_steps(train.as_float(), train.labels, train.num_classes, steps, seed=seed, batch_size=batch_size,
-                      batch_hook=chain(mix, augment, tick), model_factory=model_factory)
+    mix = SyntheticMix(sampler, p=dose, mode="replace", labels=synthetic_labels, seed=seed) if dose > 0 else None
+    model = train_method(train.as_float(), train.labels, train.num_classes, method, steps=steps, seed=seed,
+                         batch_size=batch_size, unlabeled=unlabeled, synthetic=mix,
+                         classical_augment=classical_augment, model_factory=model_factory, tick=tick,
+                         **method_options)
+    return score(model, test)
+
+
+def score(model: nn.Module, test: ImageData) -> dict[str, Any]:
+    """Accuracy, balanced accuracy and per-class accuracy of ``model`` on ``test``."""
     preds = predict(model, test.as_float())
     return {"accuracy": (preds == test.labels).float().mean().item(),
             "balanced_accuracy": balanced_accuracy(preds, test.labels, test.num_classes),
@@ -122,8 +132,11 @@ def _strip_values(interval: dict[str, Any]) -> dict[str, Any]:
 
 def downstream_gain(sampler, train: ImageData, test: ImageData, *, seeds: Sequence[int], doses: Sequence[float],
                     fractions: Sequence[float], steps: int, batch_size: int, classical_augment: bool,
-                    model_factory: Callable[[int, int], nn.Module], tick: Callable | None = None) -> dict[str, Any]:
-    """The whole experiment: every fraction x seed x dose; ``doses`` must include 0 (the baseline)."""
+                    model_factory: Callable[[int, int], nn.Module], tick: Callable | None = None,
+                    collect: dict[float, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """The whole experiment: every fraction x seed x dose; ``doses`` must include 0 (the baseline).
+    ``collect`` receives the per-seed scores of each dose at fraction 1 (for
+    :func:`~synthaug.evaluation.methods.compare_methods`, which pairs its arms with them)."""
     out = []
     for fraction in fractions:
         runs: dict[float, list[dict[str, Any]]] = {dose: [] for dose in doses}
@@ -136,6 +149,8 @@ def downstream_gain(sampler, train: ImageData, test: ImageData, *, seeds: Sequen
                                             classical_augment=classical_augment, model_factory=model_factory,
                                             tick=tick))
         out.append(summarise_fraction(fraction, max(sizes), seeds, doses, runs, train.class_names))
+        if collect is not None and fraction >= 1.0:
+            collect.update(runs)
     return {"steps": steps, "batch_size": batch_size, "classical_augment": classical_augment,
             "augment_settings": ClassicalAugment().settings() if classical_augment else None,
             "fractions": out}

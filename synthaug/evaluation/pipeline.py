@@ -30,9 +30,11 @@ from ..metrics.classifier import fit_steps, predict
 from ..progress import progress_bar
 from ..train.rundir import check_out_outside_data
 from .defaults import DEFAULT_DOSES, DEFAULT_REFERENCE_STEPS, DEFAULT_STEPS, DEFAULT_TEST_FRACTION
+from ..metrics.methods import FIXMATCH_MU
 from .features import (CACHE_DIR, FeatureSpace, cache_path, is_cache_file_name, reference_classifier, small_cnn_space,
                        user_space)
 from .gain import downstream_gain
+from .methods import IMBALANCE_RATIO, applicable_baselines, compare_methods
 from .memorisation import memorisation
 from .quality import quality_metrics
 from .recommendation import recommend
@@ -67,8 +69,15 @@ class EvalReport:
 
     @property
     def dose(self) -> float | None:
-        """The recommended dose, or ``None`` when synthetic samples did not help."""
+        """The recommended dose, or ``None`` when synthetic samples did not help (or when a
+        baseline without synthetic samples did best: see :attr:`method`)."""
         return self.results["recommendation"]["dose"]
+
+    @property
+    def method(self) -> str | None:
+        """The best arm's name when the practitioner's baselines were compared (``"resample"``,
+        ``"fixmatch+synthetic@0.25"``, ``"real"``), else ``None``."""
+        return self.results["recommendation"].get("method")
 
     @property
     def warnings(self) -> list[str]:
@@ -81,6 +90,7 @@ class EvalReport:
         return {
             "out": str(self.out) if self.out else None,
             "recommendation": self.recommendation, "dose": self.dose, "warnings": self.warnings,
+            "method": r["recommendation"].get("method"),
             "gain": r["recommendation"]["gain"] and {k: r["recommendation"]["gain"][k] for k in ("mean", "ci95")},
             "cas": r["cas"]["cas"], "cas_ratio": r["cas"]["ratio"],
             "fid": overall["fid"], "kid": overall["kid"], "kid_std": overall["kid_std"],
@@ -342,6 +352,17 @@ def _notes(card, train: ImageData, test: ImageData, split: dict | None, fraction
     return notes
 
 
+def _recommendation(gain: dict[str, Any], compared: dict[str, Any]) -> dict[str, Any]:
+    """The dose advice; where baselines were compared, their verdict leads (it names the best of
+    every arm, also when that is not synthaug's)."""
+    advice = recommend(gain)
+    if "recommendation" not in compared:
+        return {**advice, "method": None}
+    verdict = compared["recommendation"]
+    return {**advice, "dose_text": advice["text"], "text": verdict["text"], "method": verdict["best"],
+            "dose": verdict["dose"], "gain": verdict["gain"], "helps": verdict["synthetic_helps"]}
+
+
 # --------------------------------------------------------------------------- the entry point
 
 
@@ -352,7 +373,7 @@ def evaluate(sampler: Any, train: Any, test: Any = None, *, unlabeled: Any = Non
              force: bool = False, resize: bool = False, steps: int = DEFAULT_STEPS,
              reference_steps: int = DEFAULT_REFERENCE_STEPS, batch_size: int = 64,
              test_fraction: float = DEFAULT_TEST_FRACTION, seed: int = 0, k: int = 3, kid_subsets: int = 100,
-             progress: bool = True) -> EvalReport:
+             progress: bool = True, baselines: bool = True, fixmatch_mu: int = FIXMATCH_MU) -> EvalReport:
     """Measure whether ``sampler``'s samples help a classifier on ``train``, tested on ``test``.
 
     Args:
@@ -377,6 +398,12 @@ def evaluate(sampler: Any, train: Any, test: Any = None, *, unlabeled: Any = Non
         steps: optimiser steps of each gain arm; reference_steps: of the feature network and
             of both CAS arms.
         progress: a progress bar on stderr (nothing goes to stdout).
+        baselines: also run the practitioner's baselines that apply (see
+            :mod:`synthaug.evaluation.methods`: resampling, logit adjustment and ``balance=True``
+            when the largest class has at least twice the smallest's images; pseudo-labels and
+            FixMatch with ``unlabeled``), alone and with synthetic samples at each dose, at
+            fraction 1; the recommendation then names the best of every arm.
+        fixmatch_mu: FixMatch's unlabelled batch, in multiples of the labelled batch.
 
     Returns:
         An :class:`EvalReport`.
@@ -397,9 +424,18 @@ def evaluate(sampler: Any, train: Any, test: Any = None, *, unlabeled: Any = Non
     default_space = space is None
     reuse_reference = default_space and classifier_name == "small_cnn"
     cached = out_dir is not None and cache_path(out_dir, train_data, reference_steps, seed).is_file()
+    methods, skipped = applicable_baselines(train_data, extra) if baselines else ([], {})
+    if methods and 1.0 not in fraction_list:
+        skipped = {m.name: "the baselines are measured on all the training data (fraction 1), which fractions "
+                           "left out" for m in methods}
+        methods = []
+    imbalanced = bool(methods) and any(m.sampling != "uniform" or m.loss != "ce" for m in methods)
+    synthetic_doses = len(dose_list) - 1
+    method_arms = (sum((1 + synthetic_doses) * (2 if m.unlabeled == "pseudo_label" else 1) for m in methods)
+                   + imbalanced) * len(seed_list)
     # Progress counts optimiser steps: feature network (unless cached), CAS arm(s), gain arms.
     total = (reference_steps * ((default_space and not cached) + 1 + (not reuse_reference))
-             + len(fraction_list) * len(seed_list) * len(dose_list) * steps)
+             + len(fraction_list) * len(seed_list) * len(dose_list) * steps + method_arms * steps)
     timings: dict[str, float] = {}
     with progress_bar(total, "eval", enabled=progress) as bar:
         def tick(images, labels):
@@ -431,9 +467,18 @@ def evaluate(sampler: Any, train: Any, test: Any = None, *, unlabeled: Any = Non
                           model_factory=factory, tick=tick)
 
         stage("gain")
+        real_runs: dict[float, list[dict[str, Any]]] = {}
         gain = downstream_gain(sampler, train_data, test_data, seeds=seed_list, doses=dose_list,
                                fractions=fraction_list, steps=steps, batch_size=batch_size,
-                               classical_augment=classical_augment, model_factory=factory, tick=tick)
+                               classical_augment=classical_augment, model_factory=factory, tick=tick,
+                               collect=real_runs)
+        compared = {"skipped": skipped, "imbalance_threshold": IMBALANCE_RATIO}
+        if methods:
+            stage("baselines")
+            compared = compare_methods(sampler, train_data, test_data, extra, seeds=seed_list, doses=dose_list,
+                                       steps=steps, batch_size=batch_size, classical_augment=classical_augment,
+                                       model_factory=factory, real_runs=real_runs, tick=tick,
+                                       fixmatch_mu=fixmatch_mu)
         stage("done")
     names = list(timings)
     stage_seconds = {a: round(timings[b] - timings[a], 2) for a, b in zip(names, names[1:])}
@@ -455,7 +500,8 @@ def evaluate(sampler: Any, train: Any, test: Any = None, *, unlabeled: Any = Non
         "memorisation": memo,
         "cas": cas,
         "gain": gain,
-        "recommendation": recommend(gain),
+        "methods": compared,
+        "recommendation": _recommendation(gain, compared),
         "notes": _notes(card, train_data, test_data, split, fraction_list, quality),
         "stage_seconds": stage_seconds,
         "seconds": round(time.perf_counter() - started, 2),

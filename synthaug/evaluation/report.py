@@ -128,6 +128,7 @@ def tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
                  _gain_pts(arm.get("gain"))] for arm in entry["arms"]]
         out.append((f"Downstream gain at {entry['fraction']:.0%} of the training data ({entry['train_size']} images, "
                     f"{len(entry['seeds'])} paired seeds)", ["dose", "accuracy", "balanced accuracy", "gain"], rows))
+    out += _methods_tables(results.get("methods") or {})
     out.append(("Memorisation (pixel space)", ["measure", "value"], [
         ["near-copies among generated samples", _pct(memo["near_copy_share"])],
         ["near-copies among held-out real images (base rate)", _pct(memo["heldout_near_copy_share"])],
@@ -145,6 +146,30 @@ def tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
     out.append((f"Per class (gain columns at {headline['fraction']:.0%} of the data)",
                 ["class", "precision", "recall", "coverage", "KID", "near-copies"]
                 + [f"change at dose {arm['dose']:g}" for arm in doses], rows))
+    return out
+
+
+def _methods_tables(methods: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Every arm of the baselines comparison side by side, and what was skipped and why."""
+    out = []
+    if methods.get("arms"):
+        rare = bool(methods["rare_classes"])
+        head = ["arm", "accuracy", "balanced accuracy"] + (["rare classes"] if rare else []) + [
+            f"gain in {methods['metric'].replace('_', ' ')} over real", "synthetic on top of the baseline"]
+        rows = []
+        for arm in methods["arms"]:
+            metric = methods["metric"]
+            over = arm.get("over_baseline", {}).get(metric)
+            rows.append([arm["label"], _interval_pct(arm["accuracy"]), _interval_pct(arm["balanced_accuracy"])]
+                        + ([_interval_pct(arm["rare_accuracy"])] if rare else [])
+                        + [_gain_pts(arm["gain"][metric]) if arm["name"] != "real" else "baseline",
+                           _gain_pts(over) if over else ""])
+        title = (f"The practitioner's baselines, alone and with synthetic samples ({len(methods['seeds'])} paired "
+                 f"seeds, all the training data; largest class / smallest {methods['imbalance']:.3g}"
+                 + (f"; rare classes: {', '.join(methods['rare_classes'])}" if rare else "") + ")")
+        out.append((title, head, rows))
+    if methods.get("skipped"):
+        out.append(("Baselines not run", ["baseline", "why"], [[k, v] for k, v in methods["skipped"].items()]))
     return out
 
 

@@ -31,6 +31,8 @@ import torch
 from ..data import ImageData
 from ..data.unlabeled import UnlabeledImages
 from ..errors import SynthaugError
+from ..metrics.classifier import fit_steps
+from ..metrics.views import ClassicalAugment
 
 #: Default confidence a pseudo-label needs (``fit --pseudo-labels``). Not tuned: measured in
 #: benchmarks/usefulness.py, with 5 or 10 labels per class of digits it labelled 77-85% of the
@@ -90,10 +92,6 @@ def pseudo_label(labelled: ImageData, pool: UnlabeledImages, threshold: float, s
     """Label the images of ``pool`` a classifier trained on ``labelled`` predicts with
     probability ``>= threshold``. Seeded apart from everything else: the same inputs give the
     same labels, and torch's global RNG is left alone."""
-    # Imported here: the classifier and the augmentation are only needed when labelling.
-    from ..evaluation.classical import ClassicalAugment
-    from ..metrics.classifier import fit_steps
-
     model = fit_steps(labelled.as_float(), labelled.labels, labelled.num_classes, steps, seed=seed,
                       batch_hook=ClassicalAugment(seed=seed))
     images = pool.as_float()
