@@ -52,6 +52,8 @@ def main() -> None:
     with_synthetic = train_and_test(mixed, test, args.clf_steps, args.seed, batch_hook=augment)
     print(json.dumps({"labelled_images": len(labelled), "unlabelled_images": len(pool),
                       "synthetic_images": mixed.num_synthetic, "model": args.model,
+                      # the recipe measured itself on validation splits of the labelled images first
+                      "dose_check": {"used": mixed.dose_check["use"], "gain": mixed.dose_check["gain"]["mean"]},
                       "real_only_accuracy": real_only, "with_synthetic_accuracy": with_synthetic}))
 
 

@@ -63,7 +63,9 @@ def main() -> None:
     real, test = long_tailed(rare, args.keep, args.seed), load_data("digits:test")
     balanced = SyntheticDataset(real, generator=args.model, balance=True, transform=to_tensor, seed=args.seed,
                                 fit_steps=args.gen_steps, cache_dir=args.cache_dir)
+    check = balanced.dose_check  # the recipe measured itself on validation splits of `real` first
     print(json.dumps({"class_counts": real.class_counts(), "synthetic_per_class": balanced.synthetic_counts.tolist(),
+                      "dose_check": {"used": check["use"], "gain": check["gain"]["mean"]} if check else None,
                       "real_only": train_and_score(Transformed(real), test, args.clf_steps, args.seed, rare),
                       "balanced": train_and_score(balanced, test, args.clf_steps, args.seed, rare)}))
 

@@ -20,7 +20,7 @@ from synthaug import Run, SynthaugError, SyntheticDataset
 from synthaug.augment import cache
 from synthaug.augment.cache import cache_root, cached_sampler, fit_directory
 from synthaug.augment.dataset import DEFAULT_RATIO
-from synthaug.data import load_data
+from synthaug.data import load_data, per_class_subset
 from synthaug.data.unlabeled import load_unlabeled
 from synthaug.layout import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE
 
@@ -65,7 +65,8 @@ def first_use(tmp_path_factory):
         mp.setenv("SYNTHAUG_CACHE", str(root))
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr):
-            ds = SyntheticDataset(REAL, generator=FAMILY, unlabeled=POOL, fit_steps=STEPS)
+            # check_dose=False: these tests are about the cache; the check has tests of its own below
+            ds = SyntheticDataset(REAL, generator=FAMILY, unlabeled=POOL, fit_steps=STEPS, check_dose=False)
         (directory,) = run_dirs(root)
         yield {"root": root, "ds": ds, "dir": directory, "stderr": stderr.getvalue(), "mtimes": mtimes(directory)}
 
@@ -109,7 +110,8 @@ def test_first_use_dataset_has_the_default_dose_in_the_real_format(first_use):
 def test_second_use_reuses_the_cached_generator(first_use, monkeypatch, caplog):
     monkeypatch.setenv("SYNTHAUG_CACHE", str(first_use["root"]))
     with caplog.at_level(logging.INFO, logger="synthaug"):
-        again = SyntheticDataset(REAL, generator=FAMILY, unlabeled=POOL, fit_steps=STEPS, progress=False)
+        again = SyntheticDataset(REAL, generator=FAMILY, unlabeled=POOL, fit_steps=STEPS, progress=False,
+                                 check_dose=False)
     assert run_dirs(first_use["root"]) == [first_use["dir"]]
     assert mtimes(first_use["dir"]) == first_use["mtimes"]  # nothing refitted or rewritten
     assert f"reusing the generator fitted on first use: {first_use['dir']}" in caplog.messages
@@ -176,7 +178,7 @@ def test_a_killed_fit_is_continued_from_its_checkpoint(fresh_cache, straight, ca
     _simulate_killed_fit(directory)
     killed_log = Run(directory).log()
     with caplog.at_level(logging.INFO, logger="synthaug"):
-        SyntheticDataset(REAL, FAMILY, fit_steps=STEPS, progress=False)
+        SyntheticDataset(REAL, FAMILY, fit_steps=STEPS, progress=False, check_dose=False)
     assert Run(directory).log()[:STEPS // 2] == killed_log  # its first steps were kept, not trained again
     assert f"continuing the generator fit that stopped at step {STEPS // 2} of {STEPS}: {directory}" in caplog.messages
     assert run_dirs(fresh_cache) == [directory]
@@ -196,7 +198,7 @@ def test_a_fit_that_cannot_be_continued_is_fitted_again(fresh_cache, straight, c
         directory.mkdir(parents=True)
         (directory / LOG_FILE).write_text("step,epoch,time_s,loss_d,loss_g\n1,0,0.01,1.0,1.0\n")
     with caplog.at_level(logging.INFO, logger="synthaug"):
-        SyntheticDataset(REAL, FAMILY, fit_steps=STEPS, progress=False)
+        SyntheticDataset(REAL, FAMILY, fit_steps=STEPS, progress=False, check_dose=False)
     if damage == "unreadable checkpoint":
         assert any(m.startswith(f"cannot continue the unfinished fit in {directory}") for m in caplog.messages)
     assert f"fitting a {FAMILY} generator on first use ({STEPS} steps), cached in {directory}" in caplog.messages
@@ -363,3 +365,69 @@ def test_the_cache_lock_file_is_shareable_and_waiting_has_an_end(tmp_path, monke
         os.close(fd)
     with cache._exclusive(directory, wait_s=0.5):  # free again
         pass
+
+
+# --------------------------------------------------------------------------- the recipe checks itself
+
+
+class OracleSampler(synthaug.Sampler):
+    """A "generator" that returns unseen real digits of the asked class (digits:test): samples
+    that surely help a classifier trained on three images per class."""
+
+    def __init__(self) -> None:
+        self.pool = load_data("digits:test")
+        self.card = synthaug.fit("digits:train", out=_oracle_dir(), model="gan", steps=1, progress=False).card
+        self.device = torch.device("cpu")
+
+    def _generate(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        images = self.pool.as_float()
+        out = []
+        for u, c in zip(noise.reshape(len(noise), -1)[:, 0], labels):
+            members = torch.nonzero(self.pool.labels == c).flatten()
+            out.append(images[members[int(u.abs() * 1e6) % len(members)]])
+        return torch.stack(out) if out else torch.empty(0, 1, 8, 8)
+
+
+def _oracle_dir():
+    import tempfile
+
+    return tempfile.mkdtemp() + "/oracle"
+
+
+def test_the_check_keeps_synthetic_items_that_help_and_says_so(tmp_path):
+    from synthaug.augment.dose_check import check_dose, describe
+
+    few = _train.subset(per_class_subset(_train.labels, [3] * 10, 0))
+    record = check_dose(few, OracleSampler(), torch.full((10,), 6), steps=150, cache_dir=tmp_path, name="oracle")
+    assert record["use"] and record["gain"]["mean"] > 0.05, record["gain"]
+    assert record["synthetic_items"] == 60 and record["dose"] == pytest.approx(60 / 90)
+    assert describe(record).startswith("SyntheticDataset: 60 synthetic items checked: +")
+    (cached,) = tmp_path.glob("oracle-*.json")
+    assert check_dose(few, OracleSampler(), torch.full((10,), 6), steps=150, cache_dir=tmp_path,
+                      name="oracle") == record  # read back, not measured again
+
+
+def test_first_use_drops_synthetic_items_that_did_not_help_and_says_why(fresh_cache, caplog):
+    with caplog.at_level(logging.INFO, logger="synthaug"):
+        ds = SyntheticDataset(REAL, FAMILY, fit_steps=2, balance=False, progress=False)  # a 2-step generator
+    record = ds.dose_check
+    assert record is not None and record["seeds"] == 3 and record["metric"] == "balanced_accuracy"
+    line = [m for m in caplog.messages if m.startswith("SyntheticDataset:")]
+    assert len(line) == 1
+    if record["use"]:  # possible by chance with three seeds; then the items are kept and said so
+        assert ds.num_synthetic == round(DEFAULT_RATIO * len(REAL)) and "checked" in line[0]
+    else:
+        assert ds.num_synthetic == 0 and len(ds) == len(REAL)
+        assert "using no synthetic items" in line[0] and "pass check_dose=False" in line[0]
+    assert list((fresh_cache / "checks").glob("*.json"))  # cached with the generator
+    unchecked = SyntheticDataset(REAL, FAMILY, fit_steps=2, progress=False, check_dose=False)
+    assert unchecked.dose_check is None and unchecked.num_synthetic == round(DEFAULT_RATIO * len(REAL))
+
+
+def test_the_check_needs_two_images_per_class(fresh_cache):
+    data = load_data(REAL)
+    keep = torch.ones(len(data), dtype=torch.bool)
+    keep[torch.nonzero(data.labels == 4).flatten()[1:]] = False  # class 4 keeps one image
+    with pytest.raises(SynthaugError, match=r"check_dose: class '4' has 1 image\(s\): the validation split needs at "
+                                            r"least 2 per class"):
+        SyntheticDataset(data.subset(keep.nonzero().flatten()), FAMILY, fit_steps=2, progress=False)

@@ -24,8 +24,11 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from .._version import __version__
 from ..card import CardError
@@ -40,11 +43,12 @@ from ..train import DEFAULT_STEPS, fit
 from ..train.fit import default_steps
 from ..train.pseudo_labels import DEFAULT_THRESHOLD, check_threshold
 from ..train.rundir import check_data_outside_run, fit_named_entries
+from .dose_check import check_dose, describe
 
 log = logging.getLogger("synthaug")
 
-#: Sub-folder of the cache root that holds the fitted runs.
-FITS_FOLDER = "fits"
+#: Sub-folders of the cache root: the fitted runs, and what the dose checks measured with them.
+FITS_FOLDER, CHECKS_FOLDER = "fits", "checks"
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -91,6 +95,36 @@ def fit_directory(data: ImageData, family: str, *, unlabeled_fingerprint: str | 
 def cached_sampler(real: Any, family: str, *, unlabeled: Any = None, steps: int | None = None, seed: int = 0,
                    cache_dir: str | os.PathLike | None = None, progress: bool = True,
                    pseudo_labels: float | None = DEFAULT_THRESHOLD, channels: int | None = None) -> Sampler:
+    """A sampler of a ``family`` generator fitted on ``real`` (and ``unlabeled``): see
+    :func:`cached_fit`, whose first result this is.
+
+    Example (fits in about a second; a second call finds the run):
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> s = cached_sampler("digits:train", "gan", steps=2, cache_dir=root, progress=False)
+        >>> s.sample([0, 1], seed=0).shape
+        torch.Size([2, 1, 8, 8])
+        >>> t = cached_sampler("digits:train", "gan", steps=2, cache_dir=root, progress=False)
+        >>> bool((s.sample([0, 1], seed=0) == t.sample([0, 1], seed=0)).all())
+        True
+    """
+    return cached_fit(real, family, unlabeled=unlabeled, steps=steps, seed=seed, cache_dir=cache_dir,
+                      progress=progress, pseudo_labels=pseudo_labels, channels=channels).sampler
+
+
+@dataclass
+class CachedFit:
+    """What :func:`cached_fit` found or fitted: the sampler, the labelled images it was fitted on
+    (at the generator's shape) and its run directory in the cache."""
+
+    sampler: Sampler
+    data: ImageData
+    directory: Path
+
+
+def cached_fit(real: Any, family: str, *, unlabeled: Any = None, steps: int | None = None, seed: int = 0,
+               cache_dir: str | os.PathLike | None = None, progress: bool = True,
+               pseudo_labels: float | None = DEFAULT_THRESHOLD, channels: int | None = None) -> CachedFit:
     """A sampler of a ``family`` generator fitted on ``real`` (and ``unlabeled``), fitted now
     unless an earlier call with the same data and settings cached it.
 
@@ -104,16 +138,6 @@ def cached_sampler(real: Any, family: str, *, unlabeled: Any = None, steps: int 
         cache_dir: the cache root (default: see :func:`cache_root`).
         progress: show fit's progress bar (stderr).
         channels: read the images with this many channels (default: 1 for greyscale data, else 3).
-
-    Example (fits in about a second; a second call finds the run):
-        >>> import tempfile
-        >>> root = tempfile.mkdtemp()
-        >>> s = cached_sampler("digits:train", "gan", steps=2, cache_dir=root, progress=False)
-        >>> s.sample([0, 1], seed=0).shape
-        torch.Size([2, 1, 8, 8])
-        >>> t = cached_sampler("digits:train", "gan", steps=2, cache_dir=root, progress=False)
-        >>> bool((s.sample([0, 1], seed=0) == t.sample([0, 1], seed=0)).all())
-        True
     """
     spec = get_family(family)  # an unknown family fails here, before any data is read
     name = spec.name
@@ -137,12 +161,24 @@ def cached_sampler(real: Any, family: str, *, unlabeled: Any = None, steps: int 
             sampler = _readable_sampler(directory)
             if sampler is not None:
                 log.info("reusing the generator fitted on first use: %s", directory)
-                return sampler
+                return CachedFit(sampler, data, directory)
         elif (directory / CHECKPOINT_FILE).is_file():
             sampler = _resume(data, directory, options)
         if sampler is None:
             sampler = _fit_afresh(data, directory, options)
-        return sampler
+        return CachedFit(sampler, data, directory)
+
+
+def checked_counts(fitted: CachedFit, counts: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``counts`` if the dose check (:mod:`synthaug.augment.dose_check`) found they help on the
+    data the generator was fitted on, else zeros; and the check's record. Says which on stderr."""
+    record = check_dose(fitted.data, fitted.sampler, counts, cache_dir=fitted.directory.parent.parent / CHECKS_FOLDER,
+                        name=fitted.directory.name)
+    if record["use"]:
+        log.info("%s", describe(record))
+        return counts, record
+    log.warning("%s", describe(record))
+    return torch.zeros_like(counts), record
 
 
 def _readable_sampler(directory: Path) -> Sampler | None:
@@ -269,4 +305,4 @@ def _check_seed(seed: Any) -> int:
     return seed
 
 
-__all__ = ["cached_sampler", "cache_root", "fit_directory"]
+__all__ = ["cached_sampler", "cached_fit", "CachedFit", "cache_root", "fit_directory"]

@@ -115,6 +115,11 @@ class SyntheticDataset(Dataset):
             epoch). Where generating costs as much as loading real items (a CPU generator beside
             decoded image files), ``k`` epochs share one pool and the generation cost per epoch
             falls k-fold, at the price of seeing each synthetic image k times.
+        check_dose: with a generator fitted on first use (a family name), first measure the
+            synthetic items asked for on validation splits of ``real`` (3 paired seeds, see
+            :mod:`synthaug.augment.dose_check`); where they do not raise balanced accuracy, use
+            none and say so on stderr. The record is :attr:`dose_check`, cached with the generator.
+            ``False`` skips the check.
 
     Example:
         >>> import numpy as np, torch
@@ -145,7 +150,8 @@ class SyntheticDataset(Dataset):
                  balance: bool = False, transform: Callable | None = None, format: str = "auto",
                  pixel_max: int | None = None, resize: bool = False, labels: Sequence[int] | None = None,
                  seed: int = 0, return_is_synthetic: bool = False, generate_batch: int = 1024,
-                 prefetch: bool = True, keep_in_memory: bool = True, refresh_every: int = 1) -> None:
+                 prefetch: bool = True, keep_in_memory: bool = True, refresh_every: int = 1,
+                 check_dose: bool = True) -> None:
         self.real, self.transform, self.seed = real, transform, int(seed)
         if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
             raise SynthaugError(f"refresh_every: expected a whole number of epochs >= 1, got {refresh_every!r}")
@@ -154,10 +160,12 @@ class SyntheticDataset(Dataset):
         self.generate_batch = generate_batch
         first = _first_item(real)
         self.format = ItemFormat.detect(first[0])
-        sampler, fitted_here = _resolve_generator(
+        if not isinstance(check_dose, bool):
+            raise SynthaugError(f"check_dose: expected True or False, got {check_dose!r}")
+        sampler, fitted = _resolve_generator(
             real, generator, sampler, {"unlabeled": unlabeled, "fit_steps": fit_steps, "cache_dir": cache_dir},
             seed=self.seed, progress=progress, channels=self.format.shape_chw[0])
-        resize = resize or fitted_here  # fitted on these images, at the nearest size the family makes
+        resize = resize or fitted is not None  # fitted on these images, at the nearest size the family makes
         card = sampler.card
         self.class_names = list(card.class_names)
         self.pixel_max = int(pixel_max or card.pixel_max)
@@ -174,6 +182,12 @@ class SyntheticDataset(Dataset):
             _check_class_count(real, real_labels, self.class_names)
         self.real_counts = torch.bincount(real_labels, minlength=card.num_classes)
         counts = synthetic_counts(self.real_counts, ratio, per_class, classes, balance, self.class_names)
+        #: What the recipe's own check measured (fit on first use with check_dose), else None.
+        self.dose_check: dict[str, Any] | None = None
+        if fitted is not None and check_dose and int(counts.sum()) > 0:
+            from .cache import checked_counts  # with the fit on first use: the path of this module that trains
+
+            counts, self.dose_check = checked_counts(fitted, counts)
         self.synthetic_labels = torch.repeat_interleave(torch.arange(len(counts)), counts)
         self.synthetic_counts = counts
         n = len(self.synthetic_labels)
@@ -289,20 +303,21 @@ class SyntheticDataset(Dataset):
 
 
 def _resolve_generator(real: Dataset, generator: Any, sampler: Any, fit_options: dict[str, Any], *, seed: int,
-                       progress: bool, channels: int) -> tuple[Sampler, bool]:
-    """The sampler ``generator`` (or its old name ``sampler``) stands for, and whether it was
-    fitted here on ``real`` (a family name)."""
+                       progress: bool, channels: int) -> tuple[Sampler, Any]:
+    """The sampler ``generator`` (or its old name ``sampler``) stands for, and the
+    :class:`~synthaug.augment.cache.CachedFit` when it was fitted here on ``real`` (a family
+    name), else None."""
     if (generator is None) == (sampler is None):
         got = "both" if generator is not None else "neither"
         raise SynthaugError(f"expected exactly one of generator= and its old name sampler=, got {got}")
     given = generator if generator is not None else sampler
     # An existing path wins over a family name of the same spelling: it is what the user has on disk.
     if isinstance(given, str) and given in list_models() and not os.path.exists(given):
-        from .cache import cached_sampler  # the only path of this module that trains
+        from .cache import cached_fit  # the only path of this module that trains
 
-        return cached_sampler(real, given, unlabeled=fit_options["unlabeled"], steps=fit_options["fit_steps"],
-                              seed=seed, cache_dir=fit_options["cache_dir"], progress=progress,
-                              channels=channels), True
+        fitted = cached_fit(real, given, unlabeled=fit_options["unlabeled"], steps=fit_options["fit_steps"],
+                            seed=seed, cache_dir=fit_options["cache_dir"], progress=progress, channels=channels)
+        return fitted.sampler, fitted
     fit_only = [name for name, value in fit_options.items() if value is not None]
     if fit_only:
         what = f"the path {os.fspath(given)!r}" if isinstance(given, (str, os.PathLike)) else \
@@ -310,7 +325,7 @@ def _resolve_generator(real: Dataset, generator: Any, sampler: Any, fit_options:
         verb = "applies" if len(fit_only) == 1 else "apply"
         raise SynthaugError(f"{', '.join(fit_only)}: {verb} only to a generator fitted on first use, expected "
                             f"generator=<family name> ({', '.join(list_models())}), got {what}")
-    return _ready_sampler(given), False
+    return _ready_sampler(given), None
 
 
 def _ready_sampler(given: Any) -> Sampler:
