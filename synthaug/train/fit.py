@@ -86,8 +86,8 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         pseudo_labels: with ``unlabeled``, first train a small classifier on the labelled images
             and give every unlabelled image it predicts with probability ``>= pseudo_labels`` that
             class (default ``"default"``: 0.9; ``None`` or 0: off; a value given without
-            ``unlabeled``, or one that differs from a resumed run's, is refused). The generator's class term then learns from
-            them too; the card's ``training["pseudo_labels"]`` says how many got which class and
+            ``unlabeled``, or one that differs from a resumed run's, is refused). The generator's
+            class term then learns from them too; the card's ``training["pseudo_labels"]`` says how many got which class and
             how confidently (see :mod:`synthaug.train.pseudo_labels`).
         precision: ``"fp32"`` (default) or ``"bf16"``: bfloat16 autocast of the forward passes
             (faster on GPUs with bf16 units; weights and optimizer state stay float32).
