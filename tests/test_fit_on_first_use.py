@@ -431,3 +431,23 @@ def test_the_check_needs_two_images_per_class(fresh_cache):
     with pytest.raises(SynthaugError, match=r"check_dose: class '4' has 1 image\(s\): the validation split needs at "
                                             r"least 2 per class"):
         SyntheticDataset(data.subset(keep.nonzero().flatten()), FAMILY, fit_steps=2, progress=False)
+
+
+def test_balance_is_checked_against_class_balanced_resampling(fresh_cache, caplog):
+    from synthaug.augment.dose_check import describe
+
+    data = load_data(REAL)
+    keep = torch.cat([torch.nonzero(data.labels == c).flatten()[:(12 if c < 5 else 3)] for c in range(10)])
+    with caplog.at_level(logging.INFO, logger="synthaug"):
+        ds = SyntheticDataset(data.subset(keep), FAMILY, fit_steps=2, balance=True, progress=False)
+    record = ds.dose_check
+    assert "resampling_gain" in record and "over_resampling" in record
+    assert record["use"] == (record["gain"]["mean"] > 0 and record["over_resampling"]["mean"] > 0)
+    assert ds.num_synthetic == (int(record["synthetic_items"]) if record["use"] else 0)
+    weights = ds.class_balanced_weights()
+    labels = torch.tensor([ds[i][1] for i in range(len(ds))])
+    assert torch.allclose(torch.bincount(labels, weights=weights.double()), torch.ones(10, dtype=torch.float64))
+    iv = lambda m: {"mean": m, "ci95": 0.01, "low": m - 0.01, "high": m + 0.01}  # noqa: E731
+    line = describe({**record, "use": False, "gain": iv(0.2), "resampling_gain": iv(0.3), "over_resampling": iv(-0.1)})
+    assert line.startswith("SyntheticDataset: using no synthetic items: class-balanced resampling did better (+30.0")
+    assert "WeightedRandomSampler(ds.class_balanced_weights(), len(ds))" in line

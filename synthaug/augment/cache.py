@@ -169,11 +169,12 @@ def cached_fit(real: Any, family: str, *, unlabeled: Any = None, steps: int | No
         return CachedFit(sampler, data, directory)
 
 
-def checked_counts(fitted: CachedFit, counts: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+def checked_counts(fitted: CachedFit, counts: torch.Tensor,
+                   against_resampling: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
     """``counts`` if the dose check (:mod:`synthaug.augment.dose_check`) found they help on the
     data the generator was fitted on, else zeros; and the check's record. Says which on stderr."""
     record = check_dose(fitted.data, fitted.sampler, counts, cache_dir=fitted.directory.parent.parent / CHECKS_FOLDER,
-                        name=fitted.directory.name)
+                        name=fitted.directory.name, against_resampling=against_resampling)
     if record["use"]:
         log.info("%s", describe(record))
         return counts, record

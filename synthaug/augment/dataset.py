@@ -181,13 +181,14 @@ class SyntheticDataset(Dataset):
         if classes is None and not isinstance(per_class, Mapping):
             _check_class_count(real, real_labels, self.class_names)
         self.real_counts = torch.bincount(real_labels, minlength=card.num_classes)
+        self._real_labels = real_labels
         counts = synthetic_counts(self.real_counts, ratio, per_class, classes, balance, self.class_names)
         #: What the recipe's own check measured (fit on first use with check_dose), else None.
         self.dose_check: dict[str, Any] | None = None
         if fitted is not None and check_dose and int(counts.sum()) > 0:
             from .cache import checked_counts  # with the fit on first use: the path of this module that trains
 
-            counts, self.dose_check = checked_counts(fitted, counts)
+            counts, self.dose_check = checked_counts(fitted, counts, against_resampling=balance)
         self.synthetic_labels = torch.repeat_interleave(torch.arange(len(counts)), counts)
         self.synthetic_counts = counts
         n = len(self.synthetic_labels)
@@ -199,6 +200,26 @@ class SyntheticDataset(Dataset):
         self.prefetch = prefetch
         self._prefetcher: _Prefetcher | None = None
         self.set_epoch(0)
+
+    def class_balanced_weights(self) -> torch.Tensor:
+        """Per item (real, then synthetic), 1 / the number of items of its class: with
+        ``torch.utils.data.WeightedRandomSampler(ds.class_balanced_weights(), len(ds))`` every
+        class is drawn alike (class-balanced resampling, the long-tail baseline).
+
+        Example:
+            >>> import torch
+            >>> from synthaug import TorchSampler
+            >>> from synthaug.card import GeneratorCard
+            >>> from synthaug.models import create_generator
+            >>> g = create_generator("dcgan", {"g_width": 8}, (1, 8, 8), 2)
+            >>> card = GeneratorCard("dcgan", {}, [1, 8, 8], 2, ["a", "b"], g.noise_spec(), {"range": [0, 1]})
+            >>> real = [(torch.zeros(1, 8, 8), 0)] * 3 + [(torch.zeros(1, 8, 8), 1)]
+            >>> SyntheticDataset(real, TorchSampler(g, card), per_class=0).class_balanced_weights().tolist()
+            [0.3333333432674408, 0.3333333432674408, 0.3333333432674408, 1.0]
+        """
+        labels = torch.cat([self._real_labels, self.synthetic_labels])
+        counts = torch.bincount(labels, minlength=len(self.class_names)).float()
+        return 1.0 / counts[labels]
 
     @property
     def num_real(self) -> int:

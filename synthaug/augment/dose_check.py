@@ -6,8 +6,9 @@ stratified validation split (:data:`VAL_FRACTION` of each class, at least one im
 split per seed) is held out; one classifier trains on the rest, another on the rest with
 synthetic rows in the share and class mix the dataset would give (``ratio``, ``per_class`` or
 ``balance=True``), both with classical augmentation and the same seed (paired). When the mean
-paired change in balanced accuracy on the validation images is not above zero, the dataset uses
-no synthetic items and says why on stderr: a long tail filled with samples of a generator that
+paired change in balanced accuracy on the validation images is not above zero (with
+``balance=True``: or not above class-balanced resampling without synthetic items, trained the
+same way), the dataset uses no synthetic items and says why on stderr: a long tail filled with samples of a generator that
 saw six images of a class can cost more than it brings (measured: benchmarks/usefulness.py).
 
 The result is cached beside the fitted generator, keyed by the generator's run and the counts,
@@ -36,7 +37,7 @@ from ..atomic import atomic_write
 from ..data import ImageData, stratified_split
 from ..errors import SynthaugError
 from ..metrics.classifier import balanced_accuracy, predict
-from ..metrics.methods import train_method
+from ..metrics.methods import Method, train_method
 from ..metrics.stats import paired_gain
 from ..runtime.sampler import Sampler
 from .mix import SyntheticMix
@@ -57,11 +58,16 @@ def check_counts_for_split(counts: Sequence[int], class_names: Sequence[str]) ->
 
 
 def check_dose(data: ImageData, sampler: Sampler, counts: torch.Tensor, *, seeds: int = CHECK_SEEDS,
-               steps: int = CHECK_STEPS, cache_dir: Path | None = None, name: str = "check") -> dict[str, Any]:
+               steps: int = CHECK_STEPS, cache_dir: Path | None = None, name: str = "check",
+               against_resampling: bool = False) -> dict[str, Any]:
     """Measure ``counts`` synthetic items per class on ``data`` (see the module docstring);
     returns the record, with ``"use"`` True when they helped. Read from / written to
-    ``cache_dir/<name>-<key>.json`` (``key`` hashes the data, the counts and the settings)."""
-    key = _key(data, counts, seeds, steps)
+    ``cache_dir/<name>-<key>.json`` (``key`` hashes the data, the counts and the settings).
+
+    ``against_resampling`` (for ``balance=True``): also train with class-balanced resampling
+    and no synthetic items, what a practitioner would do instead of filling the rare classes;
+    the synthetic items are then used only when they beat both."""
+    key = _key(data, counts, seeds, steps, against_resampling)
     cache = cache_dir / f"{name}-{key}.json" if cache_dir is not None else None
     if cache is not None:
         found = _read(cache, key)
@@ -72,14 +78,22 @@ def check_dose(data: ImageData, sampler: Sampler, counts: torch.Tensor, *, seeds
     dose = total / (total + len(data))
     weights = (counts.double() / max(total, 1)).tolist()
     x, y = data.as_float(), data.labels
-    real, synthetic = [], []
+    real, synthetic, resampled = [], [], []
     for seed in range(seeds):
         rest, val = stratified_split(y, VAL_FRACTION, seed)
-        for scores, mix in ((real, None), (synthetic, SyntheticMix(sampler, p=dose, labels=weights, seed=seed))):
-            model = train_method(x[rest], y[rest], data.num_classes, steps=steps, seed=seed, synthetic=mix)
+        arms = [(real, Method(), None), (synthetic, Method(), SyntheticMix(sampler, p=dose, labels=weights, seed=seed))]
+        if against_resampling:
+            arms.append((resampled, Method(sampling="balanced"), None))
+        for scores, method, mix in arms:
+            model = train_method(x[rest], y[rest], data.num_classes, method, steps=steps, seed=seed, synthetic=mix)
             scores.append(balanced_accuracy(predict(model, x[val]), y[val], data.num_classes))
     gain = paired_gain(real, synthetic)
-    record = {"format": _FORMAT, "key": key, "use": bool(gain["mean"] > 0), "gain": gain, "dose": dose,
+    use = gain["mean"] > 0
+    extra: dict[str, Any] = {}
+    if against_resampling:
+        extra = {"resampling_gain": paired_gain(real, resampled), "over_resampling": paired_gain(resampled, synthetic)}
+        use = use and extra["over_resampling"]["mean"] > 0
+    record = {"format": _FORMAT, "key": key, "use": bool(use), "gain": gain, **extra, "dose": dose,
               "synthetic_items": total, "real_items": len(data), "seeds": seeds, "steps": steps,
               "val_fraction": VAL_FRACTION, "metric": "balanced_accuracy"}
     if cache is not None:
@@ -90,17 +104,27 @@ def check_dose(data: ImageData, sampler: Sampler, counts: torch.Tensor, *, seeds
 
 def describe(record: dict[str, Any]) -> str:
     """One line for stderr."""
-    g = record["gain"]
-    change = f"{g['mean'] * 100:+.1f} points of balanced accuracy (95% interval {g['low'] * 100:+.1f} to " \
-             f"{g['high'] * 100:+.1f}) over {record['seeds']} paired seeds on validation splits of your data"
+    change = f"{_points(record['gain'])} of balanced accuracy over {record['seeds']} paired seeds on validation " \
+             f"splits of your data"
     if record["use"]:
         return f"SyntheticDataset: {record['synthetic_items']} synthetic items checked: {change}"
+    if "over_resampling" in record and record["gain"]["mean"] > 0:
+        return (f"SyntheticDataset: using no synthetic items: class-balanced resampling did better "
+                f"({_points(record['resampling_gain'])} over real images alone, the {record['synthetic_items']} "
+                f"synthetic items {_points(record['gain'])}) over {record['seeds']} paired seeds on validation splits "
+                f"of your data: draw items with torch.utils.data.WeightedRandomSampler(ds.class_balanced_weights(), "
+                f"len(ds)); pass check_dose=False to use the synthetic items anyway")
     return (f"SyntheticDataset: using no synthetic items: the {record['synthetic_items']} asked for changed a "
             f"classifier by {change}; pass check_dose=False to use them anyway")
 
 
-def _key(data: ImageData, counts: torch.Tensor, seeds: int, steps: int) -> str:
-    text = json.dumps([data.fingerprint(), counts.tolist(), seeds, steps, VAL_FRACTION, _FORMAT])
+def _points(g: dict[str, Any]) -> str:
+    interval = f" (95% interval {g['low'] * 100:+.1f} to {g['high'] * 100:+.1f})" if g.get("low") is not None else ""
+    return f"{g['mean'] * 100:+.1f} points{interval}"
+
+
+def _key(data: ImageData, counts: torch.Tensor, seeds: int, steps: int, against_resampling: bool) -> str:
+    text = json.dumps([data.fingerprint(), counts.tolist(), seeds, steps, VAL_FRACTION, _FORMAT, against_resampling])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
