@@ -39,7 +39,9 @@ one seed are paired:
 
 Settings are chosen on validation, never on test: ``best_baseline`` is the non-synthetic arm
 with the best mean validation balanced accuracy; ``recommended`` is the arm ``synthaug eval``'s
-rule would name (the best mean validation balanced accuracy over every arm). The targets read
+rule (``synthaug.evaluation.methods.choose_arm``) names on the validation scores: a synthetic arm
+(the recipe included) only where its paired gain over the best baseline has an interval above
+zero, else the best baseline. The targets read
 the paired test differences: recommended - best_baseline, and on the rare classes the best
 ``+synthetic`` arm on top of best_baseline - best_baseline. Each task's result is written to
 ``--work`` as it finishes (a rerun skips finished tasks); the summary goes to
@@ -172,10 +174,37 @@ def recipe_model(ds, labelled, seed: int):
                           batch_hook=ClassicalAugment(seed=seed))
 
 
+def the_recipe(labelled, unlabelled, name: str, regime: str, seed: int, args):
+    """``SyntheticDataset(labelled, generator=MODEL, ...)`` as a user writes it: fit on first use
+    (cached in ``--work``), then the recipe's own dose check."""
+    from synthaug import SyntheticDataset
+
+    return SyntheticDataset(labelled, generator=args.model, unlabeled=unlabelled, seed=seed, progress=False,
+                            fit_steps=args.gen_steps.get(name), cache_dir=args.work / "cache",
+                            balance=regime.startswith("b"))
+
+
+def refresh_recipe(result: dict, args) -> dict:
+    """The recipe arm of a finished task measured again with this synthaug (its generator comes
+    from the cache): the recipe's check changes, the other arms do not."""
+    import torch
+
+    torch.set_num_threads(1)
+    name, regime, seed = result["dataset"], result["regime"], result["seed"]
+    pool, val, test = dataset(name, args.work)
+    labelled, unlabelled = split(pool, regime, seed)
+    rare = rare_classes(pool.num_classes)
+    recipe = the_recipe(labelled, unlabelled, name, regime, seed, args)
+    model = recipe_model(recipe, labelled, seed)
+    result["arms"]["recipe"] = {"val": scores(model, val, rare), "test": scores(model, test, rare)}
+    result["recipe_check"], result["recipe_synthetic"] = recipe.dose_check, recipe.num_synthetic
+    result["recipe_refreshed"] = True
+    return result
+
+
 def run_task(name: str, regime: str, seed: int, args) -> dict:
     import torch
 
-    from synthaug import SyntheticDataset
     from synthaug.augment.mix import SyntheticMix
     from synthaug.metrics.methods import Method, confident_labels, train_method
 
@@ -184,9 +213,7 @@ def run_task(name: str, regime: str, seed: int, args) -> dict:
     labelled, unlabelled = split(pool, regime, seed)
     rare = rare_classes(pool.num_classes)
     t0 = time.perf_counter()
-    recipe = SyntheticDataset(labelled, generator=args.model, unlabeled=unlabelled, seed=seed, progress=False,
-                              fit_steps=args.gen_steps.get(name), cache_dir=args.work / "cache",
-                              balance=regime.startswith("b"), return_is_synthetic=False)
+    recipe = the_recipe(labelled, unlabelled, name, regime, seed, args)
     fit_seconds = time.perf_counter() - t0
     sampler = recipe.sampler
     x, y = labelled.as_float(), labelled.labels
@@ -242,7 +269,13 @@ def _task(job):
     name, regime, seed, args = job
     path = args.work / f"{args.model}_{name}_{regime}_{seed}.json"
     if path.exists():
-        return json.loads(path.read_text())
+        result = json.loads(path.read_text())
+        if args.refresh_recipe and not result.get("recipe_refreshed"):
+            result = refresh_recipe(result, args)
+            _write_json(path, result)
+        return result
+    if args.summarise_only:
+        return None
     t0 = time.perf_counter()
     result = run_task(name, regime, seed, args)
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -256,15 +289,17 @@ NON_SYNTHETIC = ("real", "resample", "logit_adjust", "pseudo_label", "fixmatch")
 
 
 def summarise(results: list[dict]) -> list[dict]:
+    from synthaug.evaluation.methods import choose_arm
     from synthaug.metrics.stats import mean_interval, paired_gain
 
     rows = []
     for key in dict.fromkeys((r["dataset"], r["regime"]) for r in results):
         runs = sorted((r for r in results if (r["dataset"], r["regime"]) == key), key=lambda r: r["seed"])
         names = list(runs[0]["arms"])
-        val = {n: mean_interval([r["arms"][n]["val"]["balanced_accuracy"] for r in runs])["mean"] for n in names}
-        best_baseline = max((n for n in names if n in NON_SYNTHETIC), key=val.get)
-        recommended = max(names, key=val.get)
+        val_scores = {n: [r["arms"][n]["val"]["balanced_accuracy"] for r in runs] for n in names}
+        val = {n: mean_interval(v)["mean"] for n, v in val_scores.items()}
+        # synthaug eval's rule (choose_arm), applied to the validation scores
+        best_baseline, recommended = choose_arm(val_scores, {n for n in names if n not in NON_SYNTHETIC})
         on_top = [n for n in names if n.startswith(best_baseline + "+synthetic")] or \
                  [n for n in names if n.startswith("synthetic@")]
         top = max(on_top, key=val.get)
@@ -345,6 +380,10 @@ def main() -> None:
     parser.add_argument("--fixmatch-mu", type=int, default=7)
     parser.add_argument("--skip", default="mnist5k:a5", help="dataset:regime pairs left out (cost)")
     parser.add_argument("--jobs", type=int, default=2, help="tasks in parallel, one thread each")
+    parser.add_argument("--summarise-only", action="store_true", help="summarise the finished tasks in --work, "
+                        "run none")
+    parser.add_argument("--refresh-recipe", action="store_true", help="measure the recipe arm of finished tasks "
+                        "again (after a change to the recipe; generators come from the cache)")
     parser.add_argument("--work", type=Path, default=Path("runs/usefulness"),
                         help="run directories and per-task results (not committed)")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -362,7 +401,7 @@ def main() -> None:
             results = pool.map(_task, jobs, chunksize=1)
     else:
         results = [_task(job) for job in jobs]
-    rows = summarise(results)
+    rows = summarise([r for r in results if r is not None])
     command = " ".join(["python", "benchmarks/usefulness.py", *sys.argv[1:]])
     doc = {"benchmark": "usefulness", "command": command,
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

@@ -10,7 +10,9 @@ alone and with synthetic rows at each dose, paired by seed with the gain experim
 accuracy when the labels are imbalanced (every class counts alike), else accuracy; with
 imbalance, the rare classes' accuracy is reported too.
 
-:func:`recommend_method` names the best arm, plainly, also when it is not synthaug's.
+:func:`recommend_method` names the best arm, plainly, also when it is not synthaug's: the best
+baseline, and synthetic samples only where their paired gain over it has an interval above zero
+(:func:`choose_arm`; the benchmark applies the same rule on validation scores).
 """
 
 from __future__ import annotations
@@ -150,45 +152,68 @@ def _scores(rows: list[dict[str, Any]], key: str, rare: list[int]) -> list[float
     return [_rare_accuracy(r, rare) if key == "rare_accuracy" else r[key] for r in rows]
 
 
-def recommend_method(arms: list[dict[str, Any]], metric: str) -> dict[str, Any]:
-    """The arm with the highest mean ``metric``, in words; the best synthetic arm's gain over its
-    own baseline alone says whether synthetic samples belong on top.
+def choose_arm(scores: dict[str, Sequence[float]], synthetic: set[str]) -> tuple[str, str]:
+    """``(best baseline, recommended)`` from per-seed scores (the same seeds, in the same order,
+    for every arm): the best baseline is the arm without synthetic samples with the highest mean;
+    a synthetic arm is recommended over it only when its paired gain's 95% interval lies above
+    zero (the one with the highest mean among those), else the baseline is.
 
     Example:
-        >>> iv = lambda m, h=0.01: {"mean": m, "ci95": h, "low": m - h, "high": m + h}
-        >>> arms = [{"name": "real", "label": "real images", "method": "real", "dose": 0.0,
-        ...          "accuracy": iv(0.90), "gain": {"accuracy": iv(0.0, None)}},
-        ...         {"name": "resample", "label": "class-balanced resampling", "method": "resample", "dose": 0.0,
-        ...          "accuracy": iv(0.93), "gain": {"accuracy": iv(0.03)}},
-        ...         {"name": "resample+synthetic@0.25", "label": "class-balanced resampling + synthetic samples "
-        ...          "(dose 0.25)", "method": "resample", "dose": 0.25, "accuracy": iv(0.92),
-        ...          "gain": {"accuracy": iv(0.02)}, "over_baseline": {"accuracy": iv(-0.01)}}]
+        >>> choose_arm({"real": [0.80, 0.82, 0.81], "resample": [0.90, 0.91, 0.89],
+        ...             "resample+synthetic@0.25": [0.91, 0.90, 0.91]}, {"resample+synthetic@0.25"})
+        ('resample', 'resample')
+        >>> choose_arm({"real": [0.80, 0.82, 0.81], "resample": [0.90, 0.91, 0.89],
+        ...             "resample+synthetic@0.25": [0.93, 0.94, 0.92]}, {"resample+synthetic@0.25"})
+        ('resample', 'resample+synthetic@0.25')
+    """
+    def mean(name: str) -> float:
+        return sum(scores[name]) / len(scores[name])
+
+    base = max((n for n in scores if n not in synthetic), key=mean)
+    helping = [n for n in synthetic if (paired_gain(scores[base], scores[n])["low"] or 0.0) > 0]
+    return base, max(helping, key=mean) if helping else base
+
+
+def recommend_method(arms: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """The advice :func:`choose_arm` gives on ``metric``, in words: the best baseline, and
+    synthetic samples only where they beat it with a paired interval above zero.
+
+    Example:
+        >>> iv = lambda *v: {"mean": sum(v) / len(v), "values": list(v)}
+        >>> arms = [{"name": "real", "label": "real images", "dose": 0.0, "accuracy": iv(0.80, 0.82, 0.81)},
+        ...         {"name": "resample", "label": "class-balanced resampling", "dose": 0.0,
+        ...          "accuracy": iv(0.90, 0.91, 0.89)},
+        ...         {"name": "resample+synthetic@0.25", "dose": 0.25,
+        ...          "label": "class-balanced resampling + synthetic samples (dose 0.25)",
+        ...          "accuracy": iv(0.91, 0.90, 0.88)}]
         >>> print(recommend_method(arms, "accuracy")["text"])
-        use class-balanced resampling without synthetic samples: +3.0 ± 1.0 points of accuracy over real images; synthetic samples on top: -1.0 ± 1.0 points (resample+synthetic@0.25) — do not add them
+        use class-balanced resampling without synthetic samples: +9.0 ± 2.5 points of accuracy over real images; synthetic samples on top: -0.3 ± 2.9 points (resample+synthetic@0.25) — do not add them
     """
     what = metric.replace("_", " ")
-    best = max(arms, key=lambda a: a[metric]["mean"])
-    synthetic = [a for a in arms if a["dose"] > 0]
-    on_top = [a for a in synthetic if "over_baseline" in a and a["method"] == best["method"]]
-    top = max(on_top, key=lambda a: a["over_baseline"][metric]["mean"]) if on_top else None
-    result = {"best": best["name"], "method": best["method"], "dose": best["dose"] or None, "metric": metric,
-              "gain": best["gain"][metric], "synthetic_helps": best["dose"] > 0}
-    if best["name"] == REAL:
+    by_name = {a["name"]: a for a in arms}
+    scores = {name: a[metric]["values"] for name, a in by_name.items()}
+    synthetic = {name for name, a in by_name.items() if a["dose"] > 0}
+    base, chosen = choose_arm(scores, synthetic)
+    best = by_name[chosen]
+    over_real = paired_gain(scores[REAL], scores[chosen])
+    result = {"best": chosen, "baseline": base, "method": chosen, "dose": best["dose"] or None, "metric": metric,
+              "gain": over_real, "synthetic_helps": chosen != base}
+    if chosen != base:
+        result["over_baseline"] = paired_gain(scores[base], scores[chosen])
+        text = (f"use {best['label']}: {points(over_real)} of {what} over real images; over "
+                f"{by_name[base]['label']} alone: {points(result['over_baseline'])}")
+    elif chosen == REAL:
         text = f"use real images with classical augmentation: no baseline nor synthetic arm beat it on {what}"
-    elif best["dose"] > 0:
-        text = f"use {best['label']}: {points(best['gain'][metric])} of {what} over real images"
-        if "over_baseline" in best:
-            text += f"; over {best['baseline']} alone: {points(best['over_baseline'][metric])}"
     else:
-        text = (f"use {best['label']} without synthetic samples: {points(best['gain'][metric])} of {what} over "
-                f"real images")
-        if top is not None:
-            verdict = "do not add them" if top["over_baseline"][metric]["mean"] <= 0 else "no clear gain"
-            text += (f"; synthetic samples on top: {points(top['over_baseline'][metric])} ({top['name']}) "
-                     f"— {verdict}")
+        text = (f"use {best['label']} without synthetic samples: {points(over_real)} of {what} over real images")
+    if chosen == base and synthetic:
+        gains = {n: paired_gain(scores[base], scores[n]) for n in synthetic}
+        top = max(gains, key=lambda n: gains[n]["mean"])
+        verdict = "do not add them" if gains[top]["mean"] <= 0 else "not a clear gain (interval reaches zero)"
+        text += f"; synthetic samples on top: {points(gains[top])} ({top}) — {verdict}"
     result["text"] = text
     return result
 
 
-__all__ = ["IMBALANCE_RATIO", "applicable_baselines", "balance_dose", "compare_methods", "imbalance",
+__all__ = ["IMBALANCE_RATIO", "applicable_baselines", "balance_dose", "choose_arm", "compare_methods", "imbalance",
            "rare_classes", "recommend_method"]
