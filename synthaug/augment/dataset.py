@@ -181,7 +181,7 @@ class SyntheticDataset(Dataset):
         if classes is None and not isinstance(per_class, Mapping):
             _check_class_count(real, real_labels, self.class_names)
         self.real_counts = torch.bincount(real_labels, minlength=card.num_classes)
-        self._real_labels = real_labels
+        self._real_item_labels = real_labels  # per real item, for class_balanced_weights
         counts = synthetic_counts(self.real_counts, ratio, per_class, classes, balance, self.class_names)
         #: What the recipe's own check measured (fit on first use with check_dose), else None.
         self.dose_check: dict[str, Any] | None = None
@@ -217,7 +217,7 @@ class SyntheticDataset(Dataset):
             >>> SyntheticDataset(real, TorchSampler(g, card), per_class=0).class_balanced_weights().tolist()
             [0.3333333432674408, 0.3333333432674408, 0.3333333432674408, 1.0]
         """
-        labels = torch.cat([self._real_labels, self.synthetic_labels])
+        labels = torch.cat([self._real_item_labels, self.synthetic_labels])
         counts = torch.bincount(labels, minlength=len(self.class_names)).float()
         return 1.0 / counts[labels]
 

@@ -26,7 +26,8 @@ from torch import nn
 from ..data import ImageData
 from ..errors import SynthaugError
 from ..metrics.methods import FIXMATCH_MU, Method
-from .gain import mean_interval, paired_gain, train_arm
+from ..metrics.stats import mean_interval, paired_gain
+from .gain import train_arm
 from .recommendation import points
 
 #: Largest class count over smallest at or above which the labels count as imbalanced.
