@@ -42,7 +42,7 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
               holdout=args.holdout,
               progress=not args.no_progress, device=args.device, eval_every=args.eval_every, keep=args.keep,
               unlabeled=args.unlabeled, precision=args.precision, on_divergence=args.on_divergence,
-              pseudo_labels=args.pseudo_labels)
+              pseudo_labels=args.pseudo_labels, class_balance=args.class_balance)
     if int(os.environ.get("RANK", "0") or 0) > 0:
         return None  # under torchrun, rank 0 alone reports: stdout stays one JSON line
     card = run.card
@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "each process its own GPU)")
     p.add_argument("--precision", choices=("fp32", "bf16"), help="fp32 (default), or bf16 autocast of the "
                    "forward passes (for GPUs with bf16 units)")
+    p.add_argument("--class-balance", type=float, metavar="B", help="how evenly batches cover the classes: 0 "
+                   "(default) in the data's class mix, 1 every class alike (rare classes' images repeat more)")
     p.add_argument("--on-divergence", choices=("restart", "stop"), default="restart",
                    help="on a non-finite loss: go back to the last checkpoint with halved learning rates, at most "
                    "3 times (default), or stop")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import shutil
 import threading
@@ -20,6 +21,7 @@ from synthaug import Run, SynthaugError, SyntheticDataset
 from synthaug.augment import cache
 from synthaug.augment.cache import cache_root, cached_sampler, fit_directory
 from synthaug.augment.dataset import DEFAULT_RATIO
+from synthaug.augment.dose_check import fill
 from synthaug.data import load_data, per_class_subset
 from synthaug.data.unlabeled import load_unlabeled
 from synthaug.layout import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE
@@ -444,10 +446,52 @@ def test_balance_is_checked_against_class_balanced_resampling(fresh_cache, caplo
     assert "resampling_gain" in record and "over_resampling" in record
     assert record["use"] == (record["gain"]["mean"] > 0 and record["over_resampling"]["mean"] > 0)
     assert ds.num_synthetic == (int(record["synthetic_items"]) if record["use"] else 0)
+    assert ds.num_repeated == (int(record["synthetic_items"]) if fill(record) == "real" else 0)
     weights = ds.class_balanced_weights()
     labels = torch.tensor([ds[i][1] for i in range(len(ds))])
     assert torch.allclose(torch.bincount(labels, weights=weights.double()), torch.ones(10, dtype=torch.float64))
     iv = lambda m: {"mean": m, "ci95": 0.01, "low": m - 0.01, "high": m + 0.01}  # noqa: E731
     line = describe({**record, "use": False, "gain": iv(0.2), "resampling_gain": iv(0.3), "over_resampling": iv(-0.1)})
-    assert line.startswith("SyntheticDataset: using no synthetic items: class-balanced resampling did better (+30.0")
-    assert "WeightedRandomSampler(ds.class_balanced_weights(), len(ds))" in line
+    n = record["synthetic_items"]
+    assert line.startswith(f"SyntheticDataset: balancing the classes with {n} repeated real images instead of "
+                           "synthetic ones: class-balanced resampling did better (+30.0")
+    line = describe({**record, "use": False, "gain": iv(0.2), "resampling_gain": iv(-0.1), "over_resampling": iv(0.3)})
+    assert line.startswith(f"SyntheticDataset: using no synthetic items: the {n} asked for changed a classifier by +20.0")
+
+
+def test_where_resampling_won_the_check_balance_repeats_real_images(fresh_cache, caplog):
+    """A check record that found class-balanced resampling better than real images alone and
+    than the synthetic top-up (planted in the check cache, where the check would write it): the
+    dataset fills the rare classes with real images of those classes, each repeated equally."""
+    from synthaug.augment import dose_check
+    from synthaug.augment.cache import CHECKS_FOLDER, cached_fit
+    from synthaug.augment.dataset import synthetic_counts
+
+    small = _train.subset(per_class_subset(_train.labels, [12] * 5 + [3] * 5, 0))
+    real = [(_to_255(small[i][0]), small[i][1]) for i in range(len(small))]
+    fitted = cached_fit(real, FAMILY, steps=2, progress=False)
+    counts = synthetic_counts(torch.tensor(fitted.data.class_counts()), None, None, None, True, fitted.data.class_names)
+    assert counts.tolist() == [0] * 5 + [9] * 5
+    key = dose_check._key(fitted.data, counts, dose_check.CHECK_SEEDS, dose_check.CHECK_STEPS, True)
+    iv = lambda m: {"mean": m, "ci95": 0.01, "low": m - 0.01, "high": m + 0.01}  # noqa: E731
+    record = {"format": dose_check._FORMAT, "key": key, "use": False, "gain": iv(0.05), "resampling_gain": iv(0.2),
+              "over_resampling": iv(-0.15), "dose": 45 / 120, "synthetic_items": 45, "real_items": 75,
+              "seeds": 3, "steps": dose_check.CHECK_STEPS, "val_fraction": 0.2, "metric": "balanced_accuracy"}
+    checks = fresh_cache / CHECKS_FOLDER
+    checks.mkdir(parents=True)
+    (checks / f"{fitted.directory.name}-{key}.json").write_text(json.dumps(record))
+    with caplog.at_level(logging.INFO, logger="synthaug"):
+        ds = SyntheticDataset(real, FAMILY, fit_steps=2, balance=True, progress=False, return_is_synthetic=True)
+    assert ds.dose_check == record  # read from the cache, not measured
+    assert (ds.num_synthetic, ds.num_repeated, len(ds)) == (0, 45, 75 + 45)
+    assert [m for m in caplog.messages if m.startswith("SyntheticDataset:")] == [dose_check.describe(record)]
+    items = [ds[i] for i in range(len(ds))]
+    assert not any(item[2] for item in items)  # no synthetic item
+    assert torch.bincount(torch.tensor([item[1] for item in items]), minlength=10).tolist() == [12] * 10
+    for i in range(75, 120):  # a real image of its class, each of a class's 3 repeated 3 times
+        source = int(ds.repeated_real[i - 75])
+        assert np.array_equal(items[i][0], real[source][0]) and items[i][1] == real[source][1] >= 5
+    rare = [i for i, (_, label) in enumerate(real) if label >= 5]
+    assert torch.bincount(ds.repeated_real, minlength=75)[rare].tolist() == [3] * 15
+    again = SyntheticDataset(real, FAMILY, fit_steps=2, balance=True, progress=False)
+    assert torch.equal(again.repeated_real, ds.repeated_real)  # the same seed repeats the same items

@@ -43,7 +43,7 @@ from ..train import DEFAULT_STEPS, fit
 from ..train.fit import default_steps
 from ..train.pseudo_labels import DEFAULT_THRESHOLD, check_threshold
 from ..train.rundir import check_data_outside_run, fit_named_entries
-from .dose_check import check_dose, describe
+from .dose_check import check_dose, describe, fill
 
 log = logging.getLogger("synthaug")
 
@@ -170,16 +170,22 @@ def cached_fit(real: Any, family: str, *, unlabeled: Any = None, steps: int | No
 
 
 def checked_counts(fitted: CachedFit, counts: torch.Tensor,
-                   against_resampling: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
-    """``counts`` if the dose check (:mod:`synthaug.augment.dose_check`) found they help on the
-    data the generator was fitted on, else zeros; and the check's record. Says which on stderr."""
+                   against_resampling: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """``(synthetic, repeated_real, record)``: per class, how many synthetic items and how many
+    repeated real images the dataset gets after the dose check
+    (:mod:`synthaug.augment.dose_check`) on the data the generator was fitted on: ``counts``
+    synthetic items where they helped; with ``against_resampling`` (``balance=True``), ``counts``
+    repeated real images where class-balanced resampling did better; else neither. Says which
+    on stderr."""
     record = check_dose(fitted.data, fitted.sampler, counts, cache_dir=fitted.directory.parent.parent / CHECKS_FOLDER,
                         name=fitted.directory.name, against_resampling=against_resampling)
-    if record["use"]:
+    none = torch.zeros_like(counts)
+    chosen = fill(record)
+    if chosen == "synthetic":
         log.info("%s", describe(record))
-        return counts, record
+        return counts, none, record
     log.warning("%s", describe(record))
-    return torch.zeros_like(counts), record
+    return none, (counts if chosen == "real" else none), record
 
 
 def _readable_sampler(directory: Path) -> Sampler | None:

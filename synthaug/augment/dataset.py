@@ -47,7 +47,9 @@ def epoch_seed(seed: int, epoch: int) -> int:
 class SyntheticDataset(Dataset):
     """Real items first, then synthetic ones, in the real items' own raw format.
 
-    ``len(ds) == len(real) + num_synthetic`` and stays fixed. Synthetic item ``j`` has a fixed
+    ``len(ds) == len(real) + num_synthetic + num_repeated`` and stays fixed (``num_repeated``,
+    real images repeated to balance the classes, is 0 unless the recipe's own check chose them
+    for ``balance=True``, see ``check_dose``). Synthetic item ``j`` has a fixed
     class (classes are laid out in blocks); its image is regenerated every epoch (every
     ``refresh_every`` epochs) and is a pure function of ``(seed, epoch // refresh_every, j)``;
     its label comes in the real labels' own type (an int, a numpy integer, or a tensor like
@@ -118,7 +120,9 @@ class SyntheticDataset(Dataset):
         check_dose: with a generator fitted on first use (a family name), first measure the
             synthetic items asked for on validation splits of ``real`` (3 paired seeds, see
             :mod:`synthaug.augment.dose_check`); where they do not raise balanced accuracy, use
-            none and say so on stderr. The record is :attr:`dose_check`, cached with the generator.
+            none and say so on stderr. With ``balance=True`` they must also beat class-balanced
+            resampling; where resampling wins, the classes are balanced with repeated real images
+            instead (items ``len(real) + num_synthetic`` onwards, :attr:`num_repeated`). The record is :attr:`dose_check`, cached with the generator.
             ``False`` skips the check.
 
     Example:
@@ -185,10 +189,13 @@ class SyntheticDataset(Dataset):
         counts = synthetic_counts(self.real_counts, ratio, per_class, classes, balance, self.class_names)
         #: What the recipe's own check measured (fit on first use with check_dose), else None.
         self.dose_check: dict[str, Any] | None = None
+        #: Real item indices repeated after the synthetic items to balance the classes.
+        self.repeated_real = torch.empty(0, dtype=torch.int64)
         if fitted is not None and check_dose and int(counts.sum()) > 0:
             from .cache import checked_counts  # with the fit on first use: the path of this module that trains
 
-            counts, self.dose_check = checked_counts(fitted, counts, against_resampling=balance)
+            counts, repeats, self.dose_check = checked_counts(fitted, counts, against_resampling=balance)
+            self.repeated_real = repeated_items(real_labels, repeats, self.seed)
         self.synthetic_labels = torch.repeat_interleave(torch.arange(len(counts)), counts)
         self.synthetic_counts = counts
         n = len(self.synthetic_labels)
@@ -217,7 +224,7 @@ class SyntheticDataset(Dataset):
             >>> SyntheticDataset(real, TorchSampler(g, card), per_class=0).class_balanced_weights().tolist()
             [0.3333333432674408, 0.3333333432674408, 0.3333333432674408, 1.0]
         """
-        labels = torch.cat([self._real_item_labels, self.synthetic_labels])
+        labels = torch.cat([self._real_item_labels, self.synthetic_labels, self._real_item_labels[self.repeated_real]])
         counts = torch.bincount(labels, minlength=len(self.class_names)).float()
         return 1.0 / counts[labels]
 
@@ -228,6 +235,10 @@ class SyntheticDataset(Dataset):
     @property
     def num_synthetic(self) -> int:
         return len(self.synthetic_labels)
+
+    @property
+    def num_repeated(self) -> int:
+        return len(self.repeated_real)
 
     @property
     def epoch(self) -> int:
@@ -246,7 +257,7 @@ class SyntheticDataset(Dataset):
         return self._memory.epoch
 
     def __len__(self) -> int:
-        return self.num_real + self.num_synthetic
+        return self.num_real + self.num_synthetic + self.num_repeated
 
     def __getstate__(self) -> dict:
         # Workers read the shared pools; they never need (or should touch) the generator.
@@ -303,7 +314,9 @@ class SyntheticDataset(Dataset):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)}")
-        if index < self.num_real:
+        if index < self.num_real or index >= self.num_real + self.num_synthetic:
+            if index >= self.num_real:
+                index = int(self.repeated_real[index - self.num_real - self.num_synthetic])
             image, label = self.real[index]
             synthetic = False
         else:
@@ -525,6 +538,24 @@ def synthetic_counts(real_counts: torch.Tensor, ratio: float | None, per_class: 
     else:
         counts[chosen] = (real_counts.max() - real_counts)[chosen]
     return counts
+
+
+def repeated_items(labels: torch.Tensor, counts: torch.Tensor, seed: int) -> torch.Tensor:
+    """``counts[c]`` indices of real items of class ``c`` for every class, each of its items
+    repeated equally often (the remainder drawn with ``seed``): class-balanced oversampling.
+
+    Example:
+        >>> repeated_items(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 2]), seed=0).tolist()
+        [3, 3]
+    """
+    g = torch.Generator().manual_seed(derived_seed(seed, "repeated"))
+    chosen = []
+    for c, k in enumerate(counts.tolist()):
+        members = (labels == c).nonzero().flatten()
+        if k and len(members):
+            members = members[torch.randperm(len(members), generator=g)]
+            chosen.append(members[torch.arange(k) % len(members)])
+    return torch.cat(chosen) if chosen else torch.empty(0, dtype=torch.int64)
 
 
 def _count(n: Any, what: str) -> int:

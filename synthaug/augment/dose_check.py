@@ -6,10 +6,13 @@ stratified validation split (:data:`VAL_FRACTION` of each class, at least one im
 split per seed) is held out; one classifier trains on the rest, another on the rest with
 synthetic rows in the share and class mix the dataset would give (``ratio``, ``per_class`` or
 ``balance=True``), both with classical augmentation and the same seed (paired). When the mean
-paired change in balanced accuracy on the validation images is not above zero (with
-``balance=True``: or not above class-balanced resampling without synthetic items, trained the
-same way), the dataset uses no synthetic items and says why on stderr: a long tail filled with samples of a generator that
-saw six images of a class can cost more than it brings (measured: benchmarks/usefulness.py).
+paired change in balanced accuracy on the validation images is not above zero, the dataset uses
+no synthetic items and says why on stderr: a long tail filled with samples of a generator that saw
+six images of a class can cost more than it brings (measured: benchmarks/usefulness.py). With
+``balance=True`` the synthetic items must also beat class-balanced resampling without them,
+trained the same way; where that resampling wins instead, the dataset balances the classes with
+repeated real images (:func:`fill`): class-balanced oversampling, what resampling gives in
+expectation, instead of nothing.
 
 The result is cached beside the fitted generator, keyed by the generator's run and the counts,
 so a second construction with the same data and settings does not measure again. The generator
@@ -102,18 +105,30 @@ def check_dose(data: ImageData, sampler: Sampler, counts: torch.Tensor, *, seeds
     return record
 
 
+def fill(record: dict[str, Any]) -> str:
+    """What the dataset's extra items should be after the check: ``"synthetic"`` (they helped),
+    ``"real"`` (``balance=True`` only: class-balanced resampling beat both real images alone and
+    the synthetic items, so the classes are balanced with repeated real images, which is that
+    resampling in expectation) or ``"none"``."""
+    if record["use"]:
+        return "synthetic"
+    if "resampling_gain" in record and record["resampling_gain"]["mean"] > 0:
+        return "real"
+    return "none"
+
+
 def describe(record: dict[str, Any]) -> str:
     """One line for stderr."""
     change = f"{_points(record['gain'])} of balanced accuracy over {record['seeds']} paired seeds on validation " \
              f"splits of your data"
     if record["use"]:
         return f"SyntheticDataset: {record['synthetic_items']} synthetic items checked: {change}"
-    if "over_resampling" in record and record["gain"]["mean"] > 0:
-        return (f"SyntheticDataset: using no synthetic items: class-balanced resampling did better "
-                f"({_points(record['resampling_gain'])} over real images alone, the {record['synthetic_items']} "
-                f"synthetic items {_points(record['gain'])}) over {record['seeds']} paired seeds on validation splits "
-                f"of your data: draw items with torch.utils.data.WeightedRandomSampler(ds.class_balanced_weights(), "
-                f"len(ds)); pass check_dose=False to use the synthetic items anyway")
+    if fill(record) == "real":
+        return (f"SyntheticDataset: balancing the classes with {record['synthetic_items']} repeated real images "
+                f"instead of synthetic ones: class-balanced resampling did better "
+                f"({_points(record['resampling_gain'])} over real images alone, the synthetic items "
+                f"{_points(record['gain'])}) over {record['seeds']} paired seeds on validation splits of your data; "
+                f"pass check_dose=False to use the synthetic items anyway")
     return (f"SyntheticDataset: using no synthetic items: the {record['synthetic_items']} asked for changed a "
             f"classifier by {change}; pass check_dose=False to use them anyway")
 
@@ -138,4 +153,4 @@ def _read(path: Path, key: str) -> dict[str, Any] | None:
     return record
 
 
-__all__ = ["check_dose", "check_counts_for_split", "describe", "CHECK_SEEDS", "CHECK_STEPS", "VAL_FRACTION"]
+__all__ = ["check_dose", "check_counts_for_split", "describe", "fill", "CHECK_SEEDS", "CHECK_STEPS", "VAL_FRACTION"]

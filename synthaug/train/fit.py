@@ -49,7 +49,7 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         checkpoint_every: int = 500, holdout: float | None = None, progress: bool = True,
         device: str | None = None, eval_every: int | None = None, keep: str | None = None,
         unlabeled: Any = None, pseudo_labels: float | str | None = UNSET, precision: str | None = None,
-        on_divergence: str = "restart") -> Run:
+        on_divergence: str = "restart", class_balance: float | None = None) -> Run:
     """Fit a class-conditional generator on ``data`` and write a run directory to ``out``.
 
     Args:
@@ -91,6 +91,11 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             how confidently (see :mod:`synthaug.train.pseudo_labels`).
         precision: ``"fp32"`` (default) or ``"bf16"``: bfloat16 autocast of the forward passes
             (faster on GPUs with bf16 units; weights and optimizer state stay float32).
+        class_balance: how evenly the batches cover the classes: 0 (default) draws images in the
+            data's own class mix, 1 gives every class the same share of the batches (images of a
+            rare class repeat more often), values between go part of the way (image of class c
+            drawn with probability ~ ``n_c ** -class_balance``). The generator's labels follow
+            the batch's, so this sets how many class-term updates a rare class gets.
         on_divergence: on a non-finite loss, ``"restart"`` (default) goes back to the last
             checkpoint (or the start) with every learning rate halved, says so on stderr and in
             the card's ``training["restarts"]``, and gives up after 3 restarts; ``"stop"`` stops
@@ -120,6 +125,9 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
                             f"--unlabeled: the pseudo-labels are given to unlabelled images, and none were given")
     if precision is not None:
         check_precision(precision)
+    if class_balance is not None and (isinstance(class_balance, bool) or not isinstance(class_balance, (int, float))
+                                      or not 0 <= class_balance <= 1):
+        raise SynthaugError(f"class_balance: expected a number in [0, 1], got {class_balance!r}")
     if on_divergence not in ON_DIVERGENCE:
         raise SynthaugError(f"--on-divergence: expected one of {', '.join(ON_DIVERGENCE)}, got {on_divergence!r}")
     if holdout is not None and not 0.0 <= holdout < 1.0:
@@ -136,7 +144,7 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
                    skip_bad_files=skip_bad_files, resume=resume, force=force, sample_every=sample_every,
                    checkpoint_every=checkpoint_every, holdout=holdout, progress=progress, eval_every=eval_every,
                    keep=keep, unlabeled=unlabeled, pseudo_labels=pseudo_labels, pseudo_given=pseudo_given,
-                   precision=precision,
+                   precision=precision, class_balance=class_balance,
                    on_divergence=on_divergence)
     except BaseException:
         # The error that stopped this rank is the one to report, not a collective failing after it
@@ -150,7 +158,7 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
 
 def _fit(procs: Processes, family, device: torch.device, *, data, out, model, config, steps, epochs, batch_size,
          seed, image_size, channels, skip_bad_files, resume, force, sample_every, checkpoint_every, holdout, progress,
-         eval_every, keep, unlabeled, pseudo_labels, pseudo_given, precision, on_divergence) -> Run:
+         eval_every, keep, unlabeled, pseudo_labels, pseudo_given, precision, class_balance, on_divergence) -> Run:
     """fit's work once the arguments are checked and this process knows its rank and device."""
     if procs.distributed and batch_size is not None and batch_size % procs.world_size:
         raise SynthaugError(f"--batch-size {batch_size} does not split evenly over {procs.world_size} processes: "
@@ -161,7 +169,8 @@ def _fit(procs: Processes, family, device: torch.device, *, data, out, model, co
         check_unlabeled_apart(data, unlabeled)
     given = {"--model": model, "--batch-size": batch_size, "--seed": seed, "--image-size": image_size,
              "--channels": channels, "--holdout": holdout, "--eval-every": eval_every, "--keep": keep,
-             "--precision": precision, "--pseudo-labels": (pseudo_labels or "off") if pseudo_given else None}
+             "--precision": precision, "--pseudo-labels": (pseudo_labels or "off") if pseudo_given else None,
+             "--class-balance": float(class_balance) if class_balance is not None else None}
     quiet = _FollowerLogs() if not procs.is_main else contextlib.nullcontext()
     with quiet, _run_directory(procs, path, resume, force) as run_dir:
         checkpoint = _read_checkpoint(path / CHECKPOINT_FILE) if run_dir.resuming else None
@@ -186,7 +195,8 @@ def _fit(procs: Processes, family, device: torch.device, *, data, out, model, co
                                    DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
                                    DEFAULT_SEED if seed is None else seed, dataset.image_shape[1],
                                    dataset.image_shape[0], dataset.fingerprint(), holdout, eval_every or 0,
-                                   keep or "last", world_size=procs.world_size, precision=precision or "fp32")
+                                   keep or "last", world_size=procs.world_size, precision=precision or "fp32",
+                                   class_balance=float(class_balance or 0.0))
             if settings.batch_size % procs.world_size:
                 raise SynthaugError(f"--batch-size {settings.batch_size} does not split evenly over "
                                     f"{procs.world_size} processes: expected a multiple of {procs.world_size}")
@@ -360,7 +370,8 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 _SETTING_TYPES = {"model": str, "config": dict, "batch_size": int, "seed": int, "image_size": int,
                   "channels": int, "data_fingerprint": str, "holdout": (int, float), "eval_every": int, "keep": str,
-                  "pseudo_label_threshold": (float, type(None)), "world_size": int, "precision": str}
+                  "pseudo_label_threshold": (float, type(None)), "world_size": int, "precision": str,
+                  "class_balance": (int, float)}
 
 
 def _settings_from_checkpoint(state: dict[str, Any], path: Path) -> FitSettings:
@@ -390,7 +401,8 @@ def _check_resume_options(settings: FitSettings, given: dict[str, Any], config: 
     stored = {"--model": settings.model, "--batch-size": settings.batch_size, "--seed": settings.seed,
               "--image-size": settings.image_size, "--channels": settings.channels,
               "--holdout": settings.holdout, "--eval-every": settings.eval_every or "off", "--keep": settings.keep,
-              "--precision": settings.precision, "--pseudo-labels": settings.pseudo_label_threshold or "off"}
+              "--precision": settings.precision, "--pseudo-labels": settings.pseudo_label_threshold or "off",
+              "--class-balance": float(settings.class_balance)}
     clashes = [f"{flag} {value} (checkpoint: {stored[flag]})" for flag, value in given.items()
                if value is not None and value != stored[flag]]
     if config:
