@@ -15,9 +15,10 @@ Generator variants, per (dataset, regime, seed):
   class of 5 images among classes of ~300 gets ~0.3% of the class-term updates);
 - ``cb<B>``: the same fit with ``class_balance=B`` (:func:`synthaug.fit`; 1 gives every class the
   same share of the batches);
-- ``default+filter``: the default generator, each synthetic row the best of 4 candidates by a
-  classifier trained with class-balanced resampling on the labelled images (the ``resample``
-  baseline's model): the candidate it gives the highest probability of the asked class.
+- ``<variant>+filter`` (``--filter``, default ``default,cb1``): that generator, each synthetic
+  row the best of 4 candidates by a classifier trained with class-balanced resampling on the
+  labelled images (the ``resample`` baseline's model): the candidate it gives the highest
+  probability of the asked class.
 
 Per variant: the CAS of the rare classes (a classifier trained on synthetic rows only, in
 balanced classes, scored on the real test images of the rare classes) and each baseline
@@ -82,7 +83,8 @@ def generator_variant(labelled, name: str, regime: str, seed: int, balance: floa
     return synthaug.Run(out).sampler()
 
 
-def run_task(name: str, regime: str, seed: int, args) -> dict:
+def run_task(name: str, regime: str, seed: int, args, done: dict) -> dict:
+    """The arms of one (dataset, regime, seed); variants already in ``done["arms"]`` are kept."""
     import torch
 
     from synthaug.augment.mix import SyntheticMix
@@ -93,14 +95,21 @@ def run_task(name: str, regime: str, seed: int, args) -> dict:
     labelled, unlabelled = u.split(pool, regime, seed)
     rare = u.rare_classes(pool.num_classes)
     x, y, k = labelled.as_float(), labelled.labels, labelled.num_classes
-    default = u.the_recipe(labelled, unlabelled, name, regime, seed, args).sampler
+    arms = dict(done.get("arms", {}))
+    wanted = ["default", *(f"cb{b:g}" for b in args.class_balance)]
+    wanted += [f"{v}+filter" for v in args.filter if v in wanted]
+    missing = [v for v in wanted if f"{v}:cas" not in arms]
+    if not missing:
+        return done
     judge = train_method(x, y, k, Method(sampling="balanced"), steps=u.STEPS, seed=seed, batch_size=u.BATCH)
-    variants = {"default": default, "default+filter": filtered(default, judge)}
+    samplers = {}
     t0 = time.perf_counter()
-    for b in args.class_balance:
-        variants[f"cb{b:g}"] = generator_variant(labelled, name, regime, seed, b, args)
+    for v in dict.fromkeys(v.removesuffix("+filter") for v in missing):
+        samplers[v] = u.the_recipe(labelled, unlabelled, name, regime, seed, args).sampler if v == "default" else \
+            generator_variant(labelled, name, regime, seed, float(v[2:]), args)
     fit_seconds = time.perf_counter() - t0
-    arms = {}
+    variants = {v: filtered(samplers[v.removesuffix("+filter")], judge) if v.endswith("+filter")
+                else samplers[v] for v in missing}
     for variant, sampler in variants.items():
         cas = train_method(x, y, k, Method(sampling="balanced"), steps=u.STEPS, seed=seed, batch_size=u.BATCH,
                            synthetic=SyntheticMix(sampler, p=1.0, labels="same", seed=seed))
@@ -111,8 +120,15 @@ def run_task(name: str, regime: str, seed: int, args) -> dict:
                                      synthetic=SyntheticMix(sampler, p=dose, labels="same", seed=seed))
                 arms[f"{method.name}+{variant}@{dose:g}"] = {"val": u.scores(model, val, rare),
                                                             "test": u.scores(model, test, rare)}
-    return {"dataset": name, "regime": regime, "seed": seed, "model": args.model, "class_balance": args.class_balance,
-            "candidates": CANDIDATES, "fit_seconds": round(fit_seconds, 1), "arms": arms}
+    return {"dataset": name, "regime": regime, "seed": seed, "model": args.model, "candidates": CANDIDATES,
+            "fit_seconds": {**done.get("fit_seconds", {}), ",".join(missing): round(fit_seconds, 1)}, "arms": arms}
+
+
+def _variant(arm: str) -> str:
+    """``default+filter`` of ``default+filter:cas`` and of ``logit_adjust+default+filter@0.5``."""
+    if arm.endswith(":cas"):
+        return arm.removesuffix(":cas")
+    return arm.rsplit("@", 1)[0].split("+", 1)[1]
 
 
 def _task(job):
@@ -120,18 +136,19 @@ def _task(job):
     base = args.work / f"{args.model}_{name}_{regime}_{seed}.json"
     if not base.exists():
         raise SystemExit(f"rare_classes: {base} is missing: run benchmarks/usefulness.py on this --work first")
-    tag = ",".join(f"{b:g}" for b in args.class_balance)
-    path = args.work / f"rare_{args.model}_{name}_{regime}_{seed}_cb{tag}.json"
-    if not path.exists():
-        t0 = time.perf_counter()
-        result = run_task(name, regime, seed, args)
-        result["seconds"] = round(time.perf_counter() - t0, 1)
+    path = args.work / f"rare_{args.model}_{name}_{regime}_{seed}.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    t0 = time.perf_counter()
+    result = run_task(name, regime, seed, args, done)
+    if result is not done:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(result))
         os.replace(tmp, path)
-        print(json.dumps({"dataset": name, "regime": regime, "seed": seed, "seconds": result["seconds"]}),
-              file=sys.stderr, flush=True)
-    result = json.loads(path.read_text())
+        print(json.dumps({"dataset": name, "regime": regime, "seed": seed,
+                          "seconds": round(time.perf_counter() - t0, 1)}), file=sys.stderr, flush=True)
+    wanted = ["default", *(f"cb{b:g}" for b in args.class_balance)]
+    wanted += [f"{v}+filter" for v in args.filter if v in wanted]
+    result = {**result, "arms": {n: a for n, a in result["arms"].items() if _variant(n) in wanted}}
     baselines = json.loads(base.read_text())["arms"]
     result["arms"] = {**{n: baselines[n] for n in ("real", "resample", "logit_adjust")}, **result["arms"]}
     return result
@@ -200,13 +217,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--model", default="dcgan")
     parser.add_argument("--gen-steps", default="digits=3000,mnist5k=1000")
-    parser.add_argument("--class-balance", default="0.5,1", help="fit class_balance values to try")
+    parser.add_argument("--class-balance", default="1", help="fit class_balance values to try")
+    parser.add_argument("--filter", default="default,cb1", help="variants also tried with classifier filtering")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("runs/usefulness"))
     parser.add_argument("--results", type=Path, default=u.RESULTS)
     args = parser.parse_args()
     args.gen_steps = {k: int(v) for k, _, v in (item.partition("=") for item in args.gen_steps.split(",") if item)}
     args.class_balance = [float(b) for b in args.class_balance.split(",") if b]
+    args.filter = [v for v in args.filter.split(",") if v]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     jobs = [(name, regime, seed, args) for seed in range(args.seeds) for name in args.datasets.split(",")
             for regime in args.regimes.split(",")]

@@ -6,8 +6,9 @@ Cuts the ``--rare`` classes of digits:train to ``--keep`` of their images (the o
 whole), fits a generator on the long-tailed set on first use (cached, as in few_labels.py),
 and trains the same small CNN for the same steps, with random-affine augmentation, on the real
 images alone and on ``SyntheticDataset(real, generator=MODEL, balance=True)``, which tops every
-class up to the largest one with synthetic samples. Prints overall, balanced and rare-class
-test accuracy (digits:test) of both as JSON.
+class up to the largest one with synthetic samples, or, where its own check found class-balanced
+resampling better, with repeated real images. Prints what it chose and the overall, balanced and
+rare-class test accuracy (digits:test) of both as JSON.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from _digits import Transformed, add_recipe_args, to_tensor
 from torch.utils.data import DataLoader
 
 from synthaug import SyntheticDataset
+from synthaug.augment.dose_check import fill
 from synthaug.data import load_data, per_class_subset
 from synthaug.metrics.views import ClassicalAugment
 from synthaug.metrics import fit_classifier
@@ -64,8 +66,11 @@ def main() -> None:
     balanced = SyntheticDataset(real, generator=args.model, balance=True, transform=to_tensor, seed=args.seed,
                                 fit_steps=args.gen_steps, cache_dir=args.cache_dir)
     check = balanced.dose_check  # the recipe measured itself on validation splits of `real` first
+    repeated = torch.bincount(real.labels[balanced.repeated_real], minlength=real.num_classes)
     print(json.dumps({"class_counts": real.class_counts(), "synthetic_per_class": balanced.synthetic_counts.tolist(),
-                      "dose_check": {"used": check["use"], "gain": check["gain"]["mean"]} if check else None,
+                      "repeated_per_class": repeated.tolist(),
+                      "dose_check": {"used": check["use"], "fill": fill(check), "gain": check["gain"]["mean"]}
+                      if check else None,
                       "real_only": train_and_score(Transformed(real), test, args.clf_steps, args.seed, rare),
                       "balanced": train_and_score(balanced, test, args.clf_steps, args.seed, rare)}))
 

@@ -72,10 +72,14 @@ def test_long_tail(tmp_path):
     out = run_example("long_tail.py", "--rare", "8,9", "--keep", "0.1", *SHORT_RECIPE, "--cache-dir", str(tmp_path))
     counts, added = out["class_counts"], out["synthetic_per_class"]
     assert counts[8] == 13 and counts[9] == 14 and counts[:8] == [133, 136, 133, 137, 136, 136, 136, 134]
+    repeated, fill = out["repeated_per_class"], out["dose_check"]["fill"]
     if out["dose_check"]["used"]:  # every class topped up to the largest
-        assert [c + a for c, a in zip(counts, added)] == [max(counts)] * 10
-    else:  # the recipe's own check found the top-up did not help on validation splits: none
-        assert added == [0] * 10
+        assert fill == "synthetic" and [c + a for c, a in zip(counts, added)] == [max(counts)] * 10
+        assert repeated == [0] * 10
+    elif fill == "real":  # its check found class-balanced resampling better: repeated real images instead
+        assert added == [0] * 10 and [c + r for c, r in zip(counts, repeated)] == [max(counts)] * 10
+    else:  # neither helped on validation splits: the real images alone
+        assert fill == "none" and added == [0] * 10 and repeated == [0] * 10
     for arm in ("real_only", "balanced"):
         assert all(0 <= out[arm][k] <= 1 for k in ("accuracy", "balanced_accuracy", "rare_accuracy"))
 

@@ -409,11 +409,21 @@ def test_the_check_keeps_synthetic_items_that_help_and_says_so(tmp_path):
                       name="oracle") == record  # read back, not measured again
 
 
-def test_first_use_drops_synthetic_items_that_did_not_help_and_says_why(fresh_cache, caplog):
+@pytest.fixture
+def short_checks(monkeypatch):
+    """The recipe's check with 100 classifier steps instead of 400: what is tested here is what
+    the dataset does with the check's verdict, not the verdict (see the oracle test above)."""
+    from synthaug.augment import dose_check
+
+    monkeypatch.setattr(dose_check, "CHECK_STEPS", 100)
+
+
+def test_first_use_drops_synthetic_items_that_did_not_help_and_says_why(fresh_cache, short_checks, caplog):
     with caplog.at_level(logging.INFO, logger="synthaug"):
         ds = SyntheticDataset(REAL, FAMILY, fit_steps=2, balance=False, progress=False)  # a 2-step generator
     record = ds.dose_check
     assert record is not None and record["seeds"] == 3 and record["metric"] == "balanced_accuracy"
+    assert record["steps"] == 100
     line = [m for m in caplog.messages if m.startswith("SyntheticDataset:")]
     assert len(line) == 1
     if record["use"]:  # possible by chance with three seeds; then the items are kept and said so
@@ -435,7 +445,7 @@ def test_the_check_needs_two_images_per_class(fresh_cache):
         SyntheticDataset(data.subset(keep.nonzero().flatten()), FAMILY, fit_steps=2, progress=False)
 
 
-def test_balance_is_checked_against_class_balanced_resampling(fresh_cache, caplog):
+def test_balance_is_checked_against_class_balanced_resampling(fresh_cache, short_checks, caplog):
     from synthaug.augment.dose_check import describe
 
     data = load_data(REAL)

@@ -61,15 +61,17 @@ def check_counts_for_split(counts: Sequence[int], class_names: Sequence[str]) ->
 
 
 def check_dose(data: ImageData, sampler: Sampler, counts: torch.Tensor, *, seeds: int = CHECK_SEEDS,
-               steps: int = CHECK_STEPS, cache_dir: Path | None = None, name: str = "check",
+               steps: int | None = None, cache_dir: Path | None = None, name: str = "check",
                against_resampling: bool = False) -> dict[str, Any]:
     """Measure ``counts`` synthetic items per class on ``data`` (see the module docstring);
-    returns the record, with ``"use"`` True when they helped. Read from / written to
+    returns the record, with ``"use"`` True when they helped. ``steps``: optimiser steps per
+    classifier (default :data:`CHECK_STEPS`). Read from / written to
     ``cache_dir/<name>-<key>.json`` (``key`` hashes the data, the counts and the settings).
 
     ``against_resampling`` (for ``balance=True``): also train with class-balanced resampling
     and no synthetic items, what a practitioner would do instead of filling the rare classes;
     the synthetic items are then used only when they beat both."""
+    steps = CHECK_STEPS if steps is None else steps  # read here, so a shorter budget can be set for a session
     key = _key(data, counts, seeds, steps, against_resampling)
     cache = cache_dir / f"{name}-{key}.json" if cache_dir is not None else None
     if cache is not None:
