@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import synthaug
+from synthaug.augment.mix import SyntheticMix
 from synthaug.data import load_data, per_class_subset
 from synthaug.errors import SynthaugError
 from synthaug.evaluation import evaluate
@@ -76,6 +77,41 @@ def test_pseudo_labels_and_fixmatch_learn_from_the_unlabelled_pool():
     assert (predict(fix, pool) == TEST.labels).float().mean().item() > base - 0.05  # not broken by the pool
     with pytest.raises(SynthaugError, match="method fixmatch: expected unlabelled images, got none"):
         train_method(few.as_float(), few.labels, 10, Method(unlabeled="fixmatch"), steps=1)
+
+
+class _OracleSampler(synthaug.Sampler):
+    """Real test digits of the asked class as "synthetic" images (noise picks which)."""
+
+    def __init__(self, card) -> None:
+        self.card, self.device, self.pool = card, torch.device("cpu"), TEST.as_float()
+
+    def _generate(self, noise, labels):
+        pick = [torch.nonzero(TEST.labels == c).flatten() for c in labels.tolist()]
+        return torch.stack([self.pool[p[int(u.abs() * 1e6) % len(p)]]
+                            for p, u in zip(pick, noise.reshape(len(noise), -1)[:, 0])])
+
+
+def test_fixmatch_takes_synthetic_images_as_unlabelled_rows(tmp_path):
+    few = TRAIN.subset(per_class_subset(TRAIN.labels, [3] * 10, 0))
+    pool = TRAIN.as_float()[1000:1100]
+    card = synthaug.fit("digits:train", out=tmp_path / "card", model="gan", steps=1, progress=False).card
+    seen = []
+
+    def hook(images, labels):
+        out = SyntheticMix(_OracleSampler(card), p=0.5, labels="balanced", seed=0)(images, labels)
+        seen.append((len(images), (out[0] != images).flatten(1).any(1).sum().item()))
+        return out
+
+    args = (few.as_float(), few.labels, 10, Method(unlabeled="fixmatch"))
+    plain = train_method(*args, steps=5, seed=0, unlabeled=pool, mu=2)
+    mixed = train_method(*args, steps=5, seed=0, unlabeled=pool, mu=2, synthetic_unlabeled=hook)
+    assert len(seen) == 5 and all(n == 2 * 30 and 0 < replaced <= 30 for n, replaced in seen), seen
+    assert not same_weights(plain, mixed)
+    none = train_method(*args, steps=5, seed=0, unlabeled=pool, mu=2,
+                        synthetic_unlabeled=SyntheticMix(_OracleSampler(card), p=0.0, labels="balanced"))
+    assert same_weights(plain, none)  # a zero share leaves FixMatch exactly as it was
+    with pytest.raises(SynthaugError, match="synthetic_unlabeled: only for the fixmatch method, got resample"):
+        train_method(few.as_float(), few.labels, 10, Method(sampling="balanced"), steps=1, synthetic_unlabeled=hook)
 
 
 def test_strong_view_is_seeded_in_range_and_stronger_than_the_weak_one():

@@ -97,7 +97,8 @@ def train_method(images: torch.Tensor, labels: torch.Tensor, num_classes: int, m
                  unlabeled: torch.Tensor | None = None, synthetic: Callable | None = None,
                  classical_augment: bool = True, model_factory: Callable[[int, int], nn.Module] = SmallCNN,
                  tick: Callable | None = None, mu: int = FIXMATCH_MU, threshold: float | None = None,
-                 lambda_u: float = FIXMATCH_LAMBDA, tau: float = LOGIT_ADJUST_TAU) -> nn.Module:
+                 lambda_u: float = FIXMATCH_LAMBDA, tau: float = LOGIT_ADJUST_TAU,
+                 synthetic_unlabeled: Callable | None = None) -> nn.Module:
     """Train ``model_factory(channels, num_classes)`` on float ``images`` in [0, 1] with ``method``
     for exactly ``steps`` optimiser steps; returns it in eval mode.
 
@@ -105,6 +106,9 @@ def train_method(images: torch.Tensor, labels: torch.Tensor, num_classes: int, m
     ``threshold`` defaults to :data:`PSEUDO_LABEL_THRESHOLD` / :data:`FIXMATCH_THRESHOLD`.
     ``synthetic(images, labels)`` and ``tick(images, labels)`` are batch hooks: the first adds
     synthetic rows before the classical augmentation, the second sees every batch (progress).
+    ``synthetic_unlabeled(images, labels)`` (FixMatch only) replaces rows of each unlabelled
+    batch before its views are made, its labels ignored: synthetic images as extra unlabelled
+    rows for the consistency term (e.g. ``SyntheticMix(sampler, p=0.25, labels="balanced")``).
     """
     if method.unlabeled is not None and (unlabeled is None or len(unlabeled) == 0):
         raise SynthaugError(f"method {method.name}: expected unlabelled images, got none")
@@ -126,9 +130,11 @@ def train_method(images: torch.Tensor, labels: torch.Tensor, num_classes: int, m
     batches = (_uniform_batches if method.sampling == "uniform" else _balanced_batches)(labels, counts, size, order)
     augment = ClassicalAugment(seed=seed) if classical_augment else None
     fixmatch = None
+    if synthetic_unlabeled is not None and method.unlabeled != "fixmatch":
+        raise SynthaugError(f"synthetic_unlabeled: only for the fixmatch method, got {method.name}")
     if method.unlabeled == "fixmatch":
         fixmatch = _FixMatch(unlabeled, mu * size, seed, FIXMATCH_THRESHOLD if threshold is None else threshold,
-                             lambda_u)
+                             lambda_u, synthetic_unlabeled)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = model_factory(images.shape[1], num_classes)
@@ -183,8 +189,9 @@ def _balanced_batches(labels: torch.Tensor, counts: torch.Tensor, size: int,
 class _FixMatch:
     """The unlabelled half of a FixMatch step: views of a fresh unlabelled batch, and its loss."""
 
-    def __init__(self, pool: torch.Tensor, size: int, seed: int, threshold: float, weight: float) -> None:
-        self.pool, self.size, self.threshold, self.weight = pool, size, threshold, weight
+    def __init__(self, pool: torch.Tensor, size: int, seed: int, threshold: float, weight: float,
+                 synthetic: Callable | None = None) -> None:
+        self.pool, self.size, self.threshold, self.weight, self.synthetic = pool, size, threshold, weight, synthetic
         # Apart from the labelled stream: adding FixMatch leaves the labelled batches as they were.
         self.order = torch.Generator().manual_seed(seed + 7919)
         self.weak = ClassicalAugment(seed=seed + 7919)
@@ -194,6 +201,8 @@ class _FixMatch:
     def views(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(self.pool), (self.size,), generator=self.order)
         u = self.pool[idx]
+        if self.synthetic is not None:
+            u = self.synthetic(u, torch.zeros(len(u), dtype=torch.int64))[0]
         return self.weak(u, None)[0], self.strong(u, None)[0]
 
     def loss(self, weak_logits: torch.Tensor, strong_logits: torch.Tensor) -> torch.Tensor:
