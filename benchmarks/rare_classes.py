@@ -134,8 +134,10 @@ def _variant(arm: str) -> str:
 def _task(job):
     name, regime, seed, args = job
     base = args.work / f"{args.model}_{name}_{regime}_{seed}.json"
-    if not base.exists():
-        raise SystemExit(f"rare_classes: {base} is missing: run benchmarks/usefulness.py on this --work first")
+    if not base.exists():  # usefulness.py did not run this task (e.g. stopped for time): nothing to pair with
+        print(f"rare_classes: skipping {name} {regime} seed {seed}: {base} is missing (run benchmarks/usefulness.py "
+              f"on this --work first)", file=sys.stderr, flush=True)
+        return None
     path = args.work / f"rare_{args.model}_{name}_{regime}_{seed}.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     t0 = time.perf_counter()
@@ -234,7 +236,7 @@ def main() -> None:
             results = pool.map(_task, jobs, chunksize=1)
     else:
         results = [_task(job) for job in jobs]
-    rows = summarise(results)
+    rows = summarise([r for r in results if r is not None])
     command = " ".join(["python", "benchmarks/rare_classes.py", *sys.argv[1:]])
     doc = {"benchmark": "rare_classes", "command": command,
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "rows": rows}

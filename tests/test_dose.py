@@ -221,3 +221,15 @@ def test_compiled_mix_does_not_recompile_as_the_step_advances(sampler):
         if call == 0:
             first = len(graphs)
     assert len(graphs) == first and mix.step == 4
+
+
+def test_importing_synthaug_does_not_import_torch_dynamo():
+    """torch.compiler.disable (the step methods above) is applied when the first SyntheticMix is
+    built: as a decorator it imported torch._dynamo, ~2 s that every `import synthaug` paid."""
+    import subprocess
+    import sys
+
+    code = ("import sys, synthaug; print('torch._dynamo' in sys.modules); "
+            "from synthaug.augment.mix import SyntheticMix; print(SyntheticMix.__dict__.get('_step_kept_out', False))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]

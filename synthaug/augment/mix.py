@@ -79,6 +79,7 @@ class SyntheticMix(nn.Module):
                  mode: str = "replace", return_mask: bool = False, resize: bool = False, seed: int = 0,
                  pixel_max: int | None = None, rank: int | None = None) -> None:
         super().__init__()
+        _keep_step_out_of_compiled_graphs()
         if not callable(p) and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0):
             raise SynthaugError(f"p: expected a fraction in [0, 1] or a schedule (a callable step -> fraction), "
                                 f"got {shown(p)}")
@@ -116,8 +117,8 @@ class SyntheticMix(nn.Module):
         self._step = check_int(value, "step", low=0)
 
     # The step is Python state that changes every batch: read and advanced outside compiled
-    # graphs (torch.compile would otherwise guard on its value and recompile on every batch).
-    @torch.compiler.disable
+    # graphs (torch.compile would otherwise guard on its value and recompile on every batch);
+    # see _keep_step_out_of_compiled_graphs.
     def current_p(self) -> float:
         """The fraction for the next batch: ``p``, or ``p(step)`` for a schedule (validated)."""
         if not callable(self.p):
@@ -128,7 +129,6 @@ class SyntheticMix(nn.Module):
                                 f"got {shown(value)}")
         return float(value)
 
-    @torch.compiler.disable
     def _count_batch(self) -> None:
         if self.training:
             self._step += 1
@@ -260,3 +260,13 @@ def _label_mode(labels: str | Sequence[float], num_classes: int) -> tuple[str, t
         raise SynthaugError(f"labels: expected {num_classes} non-negative class weights with a positive sum, "
                             f"got {list(weights.reshape(-1).tolist())}")
     return "weights", weights
+
+
+def _keep_step_out_of_compiled_graphs() -> None:
+    """``torch.compiler.disable`` on the methods that read and advance the step, applied when the
+    first SyntheticMix is built rather than by a decorator: the decorator imports
+    ``torch._dynamo`` (about a second), which every ``import synthaug`` would then pay."""
+    if not SyntheticMix.__dict__.get("_step_kept_out", False):
+        for name in ("current_p", "_count_batch"):
+            setattr(SyntheticMix, name, torch.compiler.disable(getattr(SyntheticMix, name)))
+        SyntheticMix._step_kept_out = True
