@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import SynthaugError
+from .errors import SynthaugError, first_line
 
 #: A temp file's name: ``.{target name}.{8 random characters}.tmp`` (mkstemp's alphabet included,
 #: for temp files left by older versions).
@@ -78,7 +78,7 @@ def atomic_write(target: str | os.PathLike, write: Callable[[Path], object]) -> 
         try:
             write(tmp)
         except RuntimeError as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            first = first_line(err)
             raise SynthaugError(f"cannot write {target}: {first} (is the disk full?)") from None
     return Path(target)
 

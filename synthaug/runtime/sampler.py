@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..card import GeneratorCard
-from ..errors import SynthaugError
+from ..errors import SynthaugError, first_line
 
 
 def draw_noise(spec: dict[str, Any], n: int, generator: torch.Generator,
@@ -201,7 +201,7 @@ class OnnxSampler(Sampler):
             try:
                 self._session = ort.InferenceSession(self.path, options, providers=self.providers)
             except Exception as err:  # onnxruntime's Fail/InvalidGraph/... share no public base class
-                first = (str(err).splitlines() or [type(err).__name__])[0]
+                first = first_line(err)
                 raise SynthaugError(f"{self.path}: ONNX Runtime cannot load this model ({first})") from None
         return self._session
 
@@ -231,7 +231,7 @@ class OnnxSampler(Sampler):
         except SynthaugError:
             raise
         except Exception as err:  # onnxruntime's error types share no public base class
-            first = (str(err).splitlines() or [type(err).__name__])[0]
+            first = first_line(err)
             raise SynthaugError(f"{self.path}: ONNX Runtime failed to run this model ({first})") from None
 
     def _generate_iobinding(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

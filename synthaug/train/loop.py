@@ -32,7 +32,7 @@ from ..card import GeneratorCard
 from ..data import ImageData
 from ..data.images import held_out_counts, stratified_split
 from ..data.unlabeled import UnlabeledImages
-from ..errors import SynthaugError
+from ..errors import SynthaugError, first_line
 from ..grid import save_grid
 from ..layout import CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOG_FILE, SAMPLES_PATTERN, WEIGHTS_FILE
 from ..models import GeneratorTrainer, create_model
@@ -521,7 +521,7 @@ class TrainingLoop:
             self._load_state(state)
             self.elapsed = float(state["elapsed"])
         except (KeyError, RuntimeError, TypeError, ValueError) as err:  # a damaged or foreign checkpoint
-            first = (str(err).strip().splitlines() or [""])[0]
+            first = first_line(err)
             raise SynthaugError(f"{path}: checkpoint does not fit its own settings ({type(err).__name__}: "
                                 f"{first}); start again with --force") from None
 

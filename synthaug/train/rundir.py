@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import temp_file_target
+from ..card import MAX_CARD_BYTES, GeneratorCard
 from ..data.sources import builtin_name
 from ..errors import USER_ERRORS, SynthaugError
 from ..layout import (CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOCK_FILE, LOG_FILE, RUN_FILES, SAMPLES_REGEX,
@@ -43,7 +44,6 @@ log = logging.getLogger("synthaug")
 
 _SAMPLES = re.compile(SAMPLES_REGEX)
 _LOG_HEADER = b"step,epoch,time_s"  # how every log.csv that fit writes begins
-_MAX_CARD_BYTES = 16 * 1024 * 1024
 _SHOWN_NAMES = 5
 
 
@@ -164,10 +164,8 @@ def _is_our_name(name: str | None) -> bool:
 
 
 def _valid_card_json(path: Path) -> bool:
-    from ..card import GeneratorCard
-
     try:
-        if not path.is_file() or path.stat().st_size > _MAX_CARD_BYTES:
+        if not path.is_file() or path.stat().st_size > MAX_CARD_BYTES:
             return False
         GeneratorCard.from_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, *USER_ERRORS):
