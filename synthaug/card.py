@@ -2,7 +2,8 @@
 
 The card travels with the weights: as ``card.json`` in a run directory, in the safetensors
 metadata (key ``synthaug.card``) and in the ONNX ``metadata_props`` (same key). It is plain
-data: this module imports nothing else of synthaug, so any tool can read a card.
+data: this module imports nothing else of synthaug but :mod:`synthaug.errors` (which imports
+nothing), so any tool can read a card.
 
 Example:
     >>> card = GeneratorCard(
@@ -22,6 +23,8 @@ import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from .errors import SynthaugError
 
 #: Bump when a reader of an older version could misread a newer card.
 FORMAT_VERSION = 1
@@ -56,8 +59,9 @@ NOISE_KEYS = ("name", "shape", "distribution")
 OUTPUT_KEYS = ("dtype", "layout", "range", "pixel_max")
 
 
-class CardError(ValueError):
-    """A card is missing, malformed, or from a newer synthaug than this one."""
+class CardError(SynthaugError):
+    """A card is missing, malformed, or from a newer synthaug than this one (a
+    :class:`~synthaug.errors.SynthaugError`, so ``except SynthaugError`` catches it too)."""
 
 
 @dataclass

@@ -115,3 +115,10 @@ def test_filtered_sampler_keeps_what_the_classifier_agrees_with(tiny_generator):
     assert (brightness_classifier(unfiltered).argmax(1) == labels).float().mean() < agree.float().mean()
     with pytest.raises(SynthaugError, match="logits \\[N, 2\\]"):
         FilteredSampler(inner, lambda x: torch.zeros(len(x), 5)).sample([0], seed=0)
+
+
+def test_a_card_error_is_a_synthaug_error():
+    """One base class for user errors: ``except SynthaugError`` also catches a bad card."""
+    with pytest.raises(SynthaugError, match="card"):
+        GeneratorCard.from_json("{}")
+    assert issubclass(CardError, SynthaugError) and issubclass(CardError, ValueError)

@@ -233,3 +233,4 @@ def test_importing_synthaug_does_not_import_torch_dynamo():
             "from synthaug.augment.mix import SyntheticMix; print(SyntheticMix.__dict__.get('_step_kept_out', False))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
