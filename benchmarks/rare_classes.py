@@ -121,7 +121,13 @@ def run_task(name: str, regime: str, seed: int, args, done: dict) -> dict:
                 arms[f"{method.name}+{variant}@{dose:g}"] = {"val": u.scores(model, val, rare),
                                                             "test": u.scores(model, test, rare)}
     return {"dataset": name, "regime": regime, "seed": seed, "model": args.model, "candidates": CANDIDATES,
-            "fit_seconds": {**done.get("fit_seconds", {}), ",".join(missing): round(fit_seconds, 1)}, "arms": arms}
+            "fit_seconds": {**_fit_seconds(done), ",".join(missing): round(fit_seconds, 1)}, "arms": arms}
+
+
+def _fit_seconds(done: dict) -> dict:
+    """Seconds spent fitting per batch of variants (the first runs wrote one number)."""
+    previous = done.get("fit_seconds", {})
+    return previous if isinstance(previous, dict) else {"default,default+filter,cb1": previous}
 
 
 def _variant(arm: str) -> str:
