@@ -30,7 +30,7 @@ import torch
 
 from synthaug.atomic import atomic_write_text
 from synthaug.models import create_model
-from synthaug.train.step import StepRunner
+from synthaug.models.step import StepRunner
 
 RESULTS = Path(__file__).with_name("results")
 

@@ -12,28 +12,35 @@ Example (a deliberately tiny fit; the default is ``steps=3000`` at full width):
     torch.Size([3, 1, 8, 8])
 """
 
-from ._version import __version__
-from .augment import (SyntheticDataset, SyntheticMix, cosine_schedule, linear_schedule, synthetic_weight)
-from .card import CardError, GeneratorCard
-from .data import ImageData, load_data
-from .errors import SynthaugError
-from .models import create_model, list_models, register_model
-from .run import Run
-from .runtime import FilteredSampler, OnnxSampler, Sampler, TorchSampler, load
-from .train import fit
+from __future__ import annotations
 
-__all__ = [
-    "__version__", "fit", "load", "evaluate", "EvalReport", "Run", "Sampler", "TorchSampler", "OnnxSampler",
-    "GeneratorCard", "SyntheticDataset", "SyntheticMix", "FilteredSampler",
-    "synthetic_weight", "linear_schedule", "cosine_schedule",
-    "list_models", "register_model", "create_model", "load_data", "ImageData", "SynthaugError", "CardError",
-]
+import importlib
+
+from ._version import __version__
+from .errors import SynthaugError
+
+# Where each public name lives. They are imported on first use (PEP 562), so that
+# ``import synthaug.runtime`` (the deploy side) runs no training code and ``import synthaug``
+# costs little beyond torch's own import.
+_PUBLIC = {
+    "fit": ".train", "load": ".runtime", "evaluate": ".evaluation", "EvalReport": ".evaluation", "Run": ".run",
+    "Sampler": ".runtime", "TorchSampler": ".runtime", "OnnxSampler": ".runtime", "FilteredSampler": ".runtime",
+    "GeneratorCard": ".card", "CardError": ".card", "SyntheticDataset": ".augment", "SyntheticMix": ".augment",
+    "synthetic_weight": ".augment", "linear_schedule": ".augment", "cosine_schedule": ".augment",
+    "list_models": ".models", "register_model": ".models", "create_model": ".models",
+    "load_data": ".data", "ImageData": ".data",
+}
+
+__all__ = ["__version__", "SynthaugError", *_PUBLIC]
 
 
 def __getattr__(name: str):
-    # evaluate/EvalReport bring scipy and the metrics: loaded on first use, not on `import synthaug`.
-    if name in ("evaluate", "EvalReport"):
-        from . import evaluation
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'synthaug' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+    globals()[name] = value  # found directly next time
+    return value
 
-        return getattr(evaluation, name)
-    raise AttributeError(f"module 'synthaug' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

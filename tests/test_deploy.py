@@ -64,3 +64,23 @@ def test_blocker_really_blocks(tmp_path):
     proc = subprocess.run([sys.executable, "-I", "-c", BLOCK_IMPORTS + "import torch"], capture_output=True,
                           text=True)
     assert proc.returncode != 0 and "must not be needed" in proc.stderr
+
+
+TRAINING_PACKAGES = ("synthaug.train", "synthaug.augment", "synthaug.evaluation", "synthaug.metrics", "synthaug.data")
+
+
+@pytest.mark.parametrize("source", ["model.onnx", "generator.safetensors", "run"])
+def test_the_deploy_side_loads_and_samples_without_training_code(digits_run, tmp_path, source):
+    """`synthaug.runtime` (load, samplers) imports no training, augmenting, evaluation or data
+    code, with the model given as an ONNX file, a safetensors file or a run directory."""
+    path = {"model.onnx": tmp_path / "model.onnx", "generator.safetensors": digits_run.weights_path,
+            "run": digits_run.path}[source]
+    if source == "model.onnx":
+        export(digits_run.path, path)
+    code = (f"import sys, json\nfrom synthaug.runtime import load\nimages = load({str(path)!r}).sample([3, 7], seed=0)\n"
+            f"print(json.dumps({{'shape': list(images.shape), 'loaded': sorted(m for m in sys.modules "
+            f"if m.startswith({TRAINING_PACKAGES!r}))}}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out == {"shape": [2, 1, 8, 8], "loaded": []}

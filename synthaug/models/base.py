@@ -7,7 +7,7 @@
   optimizers and the EMA copy of the generator used for sampling, so the training loop never
   branches on the family. It does not step them: :meth:`GeneratorTrainer.phases` yields one
   :class:`Phase` per optimisation phase (a loss tensor and the optimizer it is for), and the loop
-  (:mod:`synthaug.train.step`) does backward, gradient sync across processes, clipping, mixed
+  (:mod:`synthaug.models.step`) does backward, gradient sync across processes, clipping, mixed
   precision, the optimizer step and the EMA update, so every family gets them alike.
 """
 
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import SynthaugError
+from .step import StepRunner
 
 
 class ConditionalGenerator(nn.Module):
@@ -147,8 +148,6 @@ class GeneratorTrainer(nn.Module):
                       rng: torch.Generator, step: int,
                       unlabeled: torch.Tensor | None = None) -> dict[str, float]:
         """One whole update on one process, in float32, as ``fit`` does it: the logs as numbers."""
-        from ..train.step import StepRunner  # the loop's step; models import nothing of train at load
-
         logs = StepRunner()(self, images, labels, rng, step, unlabeled)
         return {name: float(value) for name, value in logs.items()}
 

@@ -4,7 +4,7 @@ torchrun starts N copies of the command with ``RANK``/``WORLD_SIZE``/``LOCAL_RAN
 rendezvous address) in their environment; :func:`join` reads them and joins the process group
 (gloo on CPU, NCCL on CUDA, each rank on its own GPU ``cuda:LOCAL_RANK``). Every rank builds the
 same networks from the seed, takes its own slice of every global batch and its own noise stream,
-and the gradients of each phase are averaged (:class:`synthaug.train.step.GradientSync`), so all
+and the gradients of each phase are averaged (:class:`synthaug.models.step.GradientSync`), so all
 ranks hold the same weights after every step. Rank 0 alone touches the run directory; where it
 does something that can fail (opening the run, writing a checkpoint) the others wait for its
 outcome and fail with the same message (:meth:`Processes.outcome`).

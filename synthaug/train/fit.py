@@ -27,7 +27,7 @@ from .distributed import Processes, join
 from .pseudo_labels import UNSET, check_threshold
 from .rundir import RunDirectory, check_data_outside_run, resolve_run_path
 from .loop import CHECKPOINT_FORMAT, KEEP_CHOICES, FitSettings, TrainingLoop
-from .step import check_precision
+from ..models.step import check_precision
 
 DEFAULT_STEPS = 3000
 #: From 32x32 up, fewer default steps for datasets smaller than this (see default_steps).

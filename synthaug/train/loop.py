@@ -1,7 +1,7 @@
 """The training loop behind ``fit``: the same for every family.
 
 A family's trainer yields its losses phase by phase; the loop steps them
-(:mod:`synthaug.train.step`), on one process or several under torchrun
+(:mod:`synthaug.models.step`), on one process or several under torchrun
 (:mod:`synthaug.train.distributed`), reads the logs back every ``LOG_SYNC_EVERY`` steps, writes
 grids and checkpoints, and on a non-finite loss either stops or goes back to the last good state
 with halved learning rates (``on_divergence``). Every random draw is derived from the seed: the
@@ -42,7 +42,7 @@ from ..runtime import draw_noise
 from ..weights import save_generator
 from .distributed import RANK_STREAM, Processes
 from .pseudo_labels import pseudo_label
-from .step import GradientSync, StepRunner, stack_logs
+from ..models.step import GradientSync, StepRunner, stack_logs
 
 CHECKPOINT_FORMAT = 1
 #: Offset of the unlabelled batches' seed from the fit seed: their own stream of permutations.
@@ -82,7 +82,7 @@ class FitSettings:
     pseudo_label_threshold: float | None = None
     # torchrun: the number of processes the run trains on (each takes batch_size / world_size).
     world_size: int = 1
-    # fp32, or bf16 autocast of the forward passes (synthaug.train.step.PRECISIONS).
+    # fp32, or bf16 autocast of the forward passes (synthaug.models.step.PRECISIONS).
     precision: str = "fp32"
     # fit class_balance: 0 draws batches in the data's class mix, 1 every class alike
     # (ClassBalancedBatches); the generator's fake labels follow the real batch's.
