@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -237,12 +236,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     jobs = [(name, regime, seed, args) for seed in range(args.seeds) for name in args.datasets.split(",")
             for regime in args.regimes.split(",")]
-    if args.jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            results = pool.map(_task, jobs, chunksize=1)
-    else:
-        results = [_task(job) for job in jobs]
-    rows = summarise([r for r in results if r is not None])
+    rows = summarise([r for r in u.run_jobs(_task, jobs, args.jobs) if r is not None])
     command = " ".join(["python", "benchmarks/rare_classes.py", *sys.argv[1:]])
     doc = {"benchmark": "rare_classes", "command": command,
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "rows": rows}

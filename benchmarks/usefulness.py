@@ -428,6 +428,14 @@ def markdown(rows: list[dict], command: str) -> str:
     return "\n".join(lines)
 
 
+def run_jobs(task, jobs: list, processes: int) -> list:
+    """``task`` over ``jobs``, in that many spawned processes (one thread each) or in this one."""
+    if processes > 1:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            return pool.map(task, jobs, chunksize=1)
+    return [task(job) for job in jobs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -455,12 +463,7 @@ def main() -> None:
         mnist5k(args.work)  # once, before the workers start
     jobs = [(name, regime, seed, args) for seed in range(args.seeds) for name in args.datasets.split(",")
             for regime in args.regimes.split(",") if f"{name}:{regime}" not in skip]
-    if args.jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            results = pool.map(_task, jobs, chunksize=1)
-    else:
-        results = [_task(job) for job in jobs]
-    rows = summarise([r for r in results if r is not None])
+    rows = summarise([r for r in run_jobs(_task, jobs, args.jobs) if r is not None])
     command = " ".join(["python", "benchmarks/usefulness.py", *sys.argv[1:]])
     doc = {"benchmark": "usefulness", "command": command,
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
