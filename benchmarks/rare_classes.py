@@ -95,9 +95,7 @@ def run_task(name: str, regime: str, seed: int, args, done: dict) -> dict:
     rare = u.rare_classes(pool.num_classes)
     x, y, k = labelled.as_float(), labelled.labels, labelled.num_classes
     arms = dict(done.get("arms", {}))
-    wanted = ["default", *(f"cb{b:g}" for b in args.class_balance)]
-    wanted += [f"{v}+filter" for v in args.filter if v in wanted]
-    missing = [v for v in wanted if f"{v}:cas" not in arms]
+    missing = [v for v in _variants(args) if f"{v}:cas" not in arms]
     if not missing:
         return done
     judge = train_method(x, y, k, Method(sampling="balanced"), steps=u.STEPS, seed=seed, batch_size=u.BATCH)
@@ -129,6 +127,12 @@ def _fit_seconds(done: dict) -> dict:
     return previous if isinstance(previous, dict) else {"default,default+filter,cb1": previous}
 
 
+def _variants(args) -> list[str]:
+    """The generator variants asked for: default, cb<B> per --class-balance, <v>+filter per --filter."""
+    fits = ["default", *(f"cb{b:g}" for b in args.class_balance)]
+    return fits + [f"{v}+filter" for v in args.filter if v in fits]
+
+
 def _variant(arm: str) -> str:
     """``default+filter`` of ``default+filter:cas`` and of ``logit_adjust+default+filter@0.5``."""
     if arm.endswith(":cas"):
@@ -153,8 +157,7 @@ def _task(job):
         os.replace(tmp, path)
         print(json.dumps({"dataset": name, "regime": regime, "seed": seed,
                           "seconds": round(time.perf_counter() - t0, 1)}), file=sys.stderr, flush=True)
-    wanted = ["default", *(f"cb{b:g}" for b in args.class_balance)]
-    wanted += [f"{v}+filter" for v in args.filter if v in wanted]
+    wanted = _variants(args)
     result = {**result, "arms": {n: a for n, a in result["arms"].items() if _variant(n) in wanted}}
     baselines = json.loads(base.read_text())["arms"]
     result["arms"] = {**{n: baselines[n] for n in ("real", "resample", "logit_adjust")}, **result["arms"]}

@@ -122,8 +122,8 @@ class SyntheticDataset(Dataset):
             :mod:`synthaug.augment.dose_check`); where they do not raise balanced accuracy, use
             none and say so on stderr. With ``balance=True`` they must also beat class-balanced
             resampling; where resampling wins, the classes are balanced with repeated real images
-            instead (items ``len(real) + num_synthetic`` onwards, :attr:`num_repeated`). The record is :attr:`dose_check`, cached with the generator.
-            ``False`` skips the check.
+            instead (items ``len(real) + num_synthetic`` onwards, :attr:`num_repeated`). The
+            record is :attr:`dose_check`, cached with the generator. ``False`` skips the check.
 
     Example:
         >>> import numpy as np, torch
