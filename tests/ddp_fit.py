@@ -45,7 +45,7 @@ def main(root: Path, report: Path) -> None:
             }
     if rank == 0:
         report.write_text(json.dumps(found))
-    dist.barrier()  # see ../shared/notes.md: a barrier before destroy avoids an abort at exit
+    dist.barrier()  # a barrier before destroy: gloo can abort at exit otherwise
     dist.destroy_process_group()
 
 

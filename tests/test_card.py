@@ -1,4 +1,4 @@
-"""The generator card (Contract 1) and sampler plumbing that every backend shares."""
+"""The generator card (docs/card.md) and sampler plumbing that every backend shares."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One suite over every registered generator family (Contract 2)."""
+"""One suite over every registered generator family (the family contract of synthaug/models/base.py)."""
 
 from __future__ import annotations
 

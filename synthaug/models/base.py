@@ -1,4 +1,4 @@
-"""The two halves of a generator family (Contract 2).
+"""The two halves of a generator family (the contract every registered family keeps).
 
 * :class:`ConditionalGenerator` — the deployable part. ``forward(noise, labels)`` is a pure
   function: all randomness enters through ``noise``, so torch and ONNX agree and seeds mean

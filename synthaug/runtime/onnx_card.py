@@ -9,7 +9,7 @@ from pathlib import Path
 from ..card import METADATA_KEY, CardError, GeneratorCard
 from ..errors import SynthaugError
 
-#: The exported graph's interface (Contract 3's ONNX side).
+#: The exported graph's interface (what a bare onnxruntime client relies on; docs/deploy.md).
 GRAPH_INPUTS = ("noise", "labels")
 GRAPH_OUTPUTS = ("images",)
 #: ONNX element types of the interface (TensorProto.FLOAT, TensorProto.INT64).

@@ -1,4 +1,4 @@
-"""Samplers (Contract 3): one interface over a torch module and an ONNX Runtime session.
+"""Samplers: one interface over a torch module and an ONNX Runtime session.
 
 All noise is drawn on the CPU from a seeded ``torch.Generator`` in :func:`draw_noise`, then
 handed to the backend, so the same seed gives the same images on torch and on ONNX Runtime.

@@ -89,7 +89,8 @@ class Processes:
         return int(t.item())
 
     def leave(self) -> None:
-        """End the process group if :func:`join` made it (a barrier first: see ../shared/notes.md)."""
+        """End the process group if :func:`join` made it (a barrier first: gloo can abort at exit when a rank
+        destroys the group while another still sends)."""
         if self.owns_group:
             import torch.distributed as dist
 

@@ -1,6 +1,6 @@
 """The run directory: refuse to clobber, lock it, resume it, or replace it atomically.
 
-Guarantees (the README states them):
+Guarantees (docs/files.md states them for users):
 
 - ``--force`` only ever deletes what ``fit`` itself wrote: the card, weights, checkpoint, log,
   feature network (``--eval-every``), sample grids, its temp files and its lock file. A
