@@ -15,9 +15,21 @@ Example (a deliberately tiny fit; the default is ``steps=3000`` at full width):
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .errors import SynthaugError
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and the API docs
+    from exporters.onnx import export
+    from .augment import SyntheticDataset, SyntheticMix, cosine_schedule, linear_schedule, synthetic_weight
+    from .card import CardError, GeneratorCard
+    from .data import ImageData, load_data
+    from .evaluation import EvalReport, evaluate
+    from .models import create_model, list_models, register_model
+    from .run import Run
+    from .runtime import FilteredSampler, OnnxSampler, Sampler, TorchSampler, load
+    from .train import fit
 
 # Where each public name lives. They are imported on first use (PEP 562), so that
 # ``import synthaug.runtime`` (the deploy side) runs no training code and ``import synthaug``
@@ -28,7 +40,7 @@ _PUBLIC = {
     "GeneratorCard": ".card", "CardError": ".card", "SyntheticDataset": ".augment", "SyntheticMix": ".augment",
     "synthetic_weight": ".augment", "linear_schedule": ".augment", "cosine_schedule": ".augment",
     "list_models": ".models", "register_model": ".models", "create_model": ".models",
-    "load_data": ".data", "ImageData": ".data",
+    "load_data": ".data", "ImageData": ".data", "export": "exporters.onnx",
 }
 
 __all__ = ["__version__", "SynthaugError", *_PUBLIC]
@@ -37,7 +49,8 @@ __all__ = ["__version__", "SynthaugError", *_PUBLIC]
 def __getattr__(name: str):
     if name not in _PUBLIC:
         raise AttributeError(f"module 'synthaug' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+    module = _PUBLIC[name]
+    value = getattr(importlib.import_module(module, __name__ if module.startswith(".") else None), name)
     globals()[name] = value  # found directly next time
     return value
 

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+import synthaug
 
 from exporters.onnx import export
 from synthaug.models import list_models
@@ -84,3 +87,12 @@ def test_the_deploy_side_loads_and_samples_without_training_code(digits_run, tmp
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out == {"shape": [2, 1, 8, 8], "loaded": []}
+
+
+def test_export_is_part_of_the_public_api(digits_run, tmp_path):
+    import exporters
+
+    assert synthaug.export is exporters.export and "export" in synthaug.__all__
+    result = synthaug.export(digits_run.path, tmp_path / "m.onnx")
+    onnx = synthaug.load(result.path)
+    assert torch.allclose(onnx.sample([1, 2], seed=0), synthaug.load(digits_run.path).sample([1, 2], seed=0), atol=1e-4)
