@@ -31,9 +31,9 @@ import torch
 import synthaug
 from synthaug.atomic import atomic_write_text
 from synthaug.evaluation.defaults import DEFAULT_REFERENCE_STEPS
-from synthaug.evaluation.features import CACHE_DIR, reference_classifier, small_cnn_space
+from synthaug.metrics.features import CACHE_DIR, reference_classifier, small_cnn_space
 from synthaug.evaluation.pipeline import _generate, measure_cas, measure_quality
-from synthaug.evaluation.specs import classifier_factory
+from synthaug.metrics.specs import classifier_factory
 
 RESULTS = Path(__file__).with_name("results")
 EVAL_SEEDS = 3

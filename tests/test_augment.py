@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from exporters.onnx import export
 from synthaug import OnnxSampler, SynthaugError, SyntheticDataset, SyntheticMix
-from synthaug.augment.dataset import epoch_seed
+from synthaug.seeding import derive
 
 K = 3
 
@@ -74,7 +74,7 @@ def test_counts_ratio_per_class_classes_and_balance(sampler):
 
 def test_pool_is_the_sampler_output_for_each_items_class(sampler):
     ds = SyntheticDataset(DigitsLike(), sampler, per_class=2, format="tensor")
-    expected = sampler.sample(ds.synthetic_labels, generator=torch.Generator().manual_seed(epoch_seed(0, 0)))
+    expected = sampler.sample(ds.synthetic_labels, generator=torch.Generator().manual_seed(derive(0, 0)))
     pixels = (expected * 255).round().to(torch.uint8)
     for j in range(ds.num_synthetic):
         image, label = ds[ds.num_real + j]

@@ -31,9 +31,9 @@ from synthaug.evaluation.pipeline import measure_cas
 from synthaug.evaluation.gain import downstream_gain, paired_gain, summarise_fraction, train_arm
 from synthaug.evaluation.memorisation import memorisation
 from synthaug.evaluation.recommendation import DID_NOT_HELP, recommend
-from synthaug.evaluation.specs import classifier_factory
+from synthaug.metrics.specs import classifier_factory
 from synthaug.metrics import SmallCNN, SmallResNet, fit_steps, predict
-from test_bad_input import expect_error, run_cli, snapshot
+from conftest import expect_error, run_cli, snapshot
 
 DIGITS_NAMES = [str(i) for i in range(10)]
 #: Small budgets for the end-to-end runs: the behaviour under test does not need accuracy.

@@ -51,7 +51,7 @@ SHORT_RECIPE = ["--model", "gan", "--gen-steps", "20", "--clf-steps", "12"]
 
 
 def test_few_labels(tmp_path):
-    from synthaug.augment.dataset import DEFAULT_RATIO
+    from synthaug.data.allocation import DEFAULT_RATIO
 
     out = run_example("few_labels.py", "--per-class", "3", *SHORT_RECIPE, "--cache-dir", str(tmp_path))
     assert out["labelled_images"] == 30 and out["unlabelled_images"] == 1347 - 30

@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 
 import synthaug
 from synthaug import Run, SynthaugError, SyntheticDataset
-from synthaug.augment import cache
-from synthaug.augment.cache import cache_root, cached_sampler, fit_directory
-from synthaug.augment.dataset import DEFAULT_RATIO
+from synthaug.train import cache
+from synthaug.train.cache import cache_root, cached_sampler, fit_directory
+from synthaug.data.allocation import DEFAULT_RATIO
 from synthaug.augment.dose_check import fill
 from synthaug.data import load_data, per_class_subset
 from synthaug.data.unlabeled import load_unlabeled
@@ -474,8 +474,8 @@ def test_where_resampling_won_the_check_balance_repeats_real_images(fresh_cache,
     than the synthetic top-up (planted in the check cache, where the check would write it): the
     dataset fills the rare classes with real images of those classes, each repeated equally."""
     from synthaug.augment import dose_check
-    from synthaug.augment.cache import CHECKS_FOLDER, cached_fit
-    from synthaug.augment.dataset import synthetic_counts
+    from synthaug.train.cache import CHECKS_FOLDER, cached_fit
+    from synthaug.data.allocation import synthetic_counts
 
     small = _train.subset(per_class_subset(_train.labels, [12] * 5 + [3] * 5, 0))
     real = [(_to_255(small[i][0]), small[i][1]) for i in range(len(small))]

@@ -4,7 +4,8 @@
 albumentations stays optional.
 """
 
-from .dataset import SyntheticDataset, synthetic_counts
+from ..data.allocation import synthetic_counts
+from .dataset import SyntheticDataset
 from .mix import SyntheticMix
 from .schedule import cosine_schedule, linear_schedule
 from .weighting import synthetic_weight

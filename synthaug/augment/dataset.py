@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import math
 import mmap
 import os
@@ -19,29 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..data.allocation import DEFAULT_RATIO, repeated_items, short_names, synthetic_counts
 from ..data.sources import dataset_item, dataset_length
 from ..errors import SynthaugError
 from ..models.registry import list_models
 from ..runtime.load import load
 from ..runtime.sampler import Sampler
+from ..seeding import derive
+from ..train.cache import cached_fit
+from .dose_check import checked_counts
 from .formats import FORMATS, ItemFormat, LabelFormat
-
-
-#: The synthetic share when none of ratio, per_class or balance is given: synthetic items per
-#: real item. Recommended dose: benchmarks/usefulness.py.
-DEFAULT_RATIO = 1.0
-
-
-def derived_seed(seed: int, *parts: Any) -> int:
-    """A well-mixed 63-bit seed for ``seed`` and ``parts`` (an epoch, a rank): neighbouring
-    values get unrelated streams."""
-    digest = hashlib.sha256(":".join(["synthaug", str(seed), *map(str, parts)]).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of ``epoch``'s pool."""
-    return derived_seed(seed, epoch)
 
 
 class SyntheticDataset(Dataset):
@@ -85,7 +71,7 @@ class SyntheticDataset(Dataset):
               progress bar on stderr, and cached under ``~/.cache/synthaug/fits/`` (or
               ``$SYNTHAUG_CACHE``, ``$XDG_CACHE_HOME/synthaug``, ``cache_dir``) keyed by the data's
               fingerprint and the settings; the next run with the same data and settings reuses it
-              (see :mod:`synthaug.augment.cache`). The fit's seed is ``seed``. Its images are resized
+              (see :mod:`synthaug.train.cache`). The fit's seed is ``seed``. Its images are resized
               to the real size where the family fits at another one (``resize`` is implied).
 
             A string that names an existing file or folder is a path, even if it is also a family
@@ -192,8 +178,6 @@ class SyntheticDataset(Dataset):
         #: Real item indices repeated after the synthetic items to balance the classes.
         self.repeated_real = torch.empty(0, dtype=torch.int64)
         if fitted is not None and check_dose and int(counts.sum()) > 0:
-            from .cache import checked_counts  # with the fit on first use: the path of this module that trains
-
             counts, repeats, self.dose_check = checked_counts(fitted, counts, against_resampling=balance)
             self.repeated_real = repeated_items(real_labels, repeats, self.seed)
         self.synthetic_labels = torch.repeat_interleave(torch.arange(len(counts)), counts)
@@ -293,7 +277,7 @@ class SyntheticDataset(Dataset):
 
     def _generate(self, pool: int, slot: int) -> None:
         self._slot_pools[slot] = -1  # not servable while being written
-        g = torch.Generator().manual_seed(epoch_seed(self.seed, pool))
+        g = torch.Generator().manual_seed(derive(self.seed, pool))
         for start in range(0, self.num_synthetic, self.generate_batch):
             labels = self.synthetic_labels[start:start + self.generate_batch]
             images = self.sampler.sample(labels, generator=g)
@@ -332,14 +316,14 @@ class SyntheticDataset(Dataset):
     def _check_class_names(self, real: Dataset) -> None:
         names = getattr(real, "classes", None)
         if names is not None and [str(n) for n in names] != self.class_names:
-            raise SynthaugError(f"the dataset's classes {_short(names)} differ from the generator's "
-                                f"{_short(self.class_names)}: expected the same classes in the same order")
+            raise SynthaugError(f"the dataset's classes {short_names(names)} differ from the generator's "
+                                f"{short_names(self.class_names)}: expected the same classes in the same order")
 
 
 def _resolve_generator(real: Dataset, generator: Any, sampler: Any, fit_options: dict[str, Any], *, seed: int,
                        progress: bool, channels: int) -> tuple[Sampler, Any]:
     """The sampler ``generator`` (or its old name ``sampler``) stands for, and the
-    :class:`~synthaug.augment.cache.CachedFit` when it was fitted here on ``real`` (a family
+    :class:`~synthaug.train.cache.CachedFit` when it was fitted here on ``real`` (a family
     name), else None."""
     if (generator is None) == (sampler is None):
         got = "both" if generator is not None else "neither"
@@ -347,7 +331,6 @@ def _resolve_generator(real: Dataset, generator: Any, sampler: Any, fit_options:
     given = generator if generator is not None else sampler
     # An existing path wins over a family name of the same spelling: it is what the user has on disk.
     if isinstance(given, str) and given in list_models() and not os.path.exists(given):
-        from .cache import cached_fit  # the only path of this module that trains
 
         fitted = cached_fit(real, given, unlabeled=fit_options["unlabeled"], steps=fit_options["fit_steps"],
                             seed=seed, cache_dir=fit_options["cache_dir"], progress=progress, channels=channels)
@@ -503,77 +486,6 @@ def _install_fork_hook() -> None:
         _fork_hook_installed = True
 
 
-def synthetic_counts(real_counts: torch.Tensor, ratio: float | None, per_class: int | Mapping | None,
-                     classes: Sequence[Any] | None, balance: bool, class_names: Sequence[str]) -> torch.Tensor:
-    """How many synthetic items each class gets; the one place those choices are made. At most
-    one of ``ratio``, ``per_class`` and ``balance``; none means ``ratio=DEFAULT_RATIO``."""
-    given = [name for name, v in (("ratio", ratio), ("per_class", per_class), ("balance", balance or None))
-             if v is not None]
-    if not given:
-        ratio, given = DEFAULT_RATIO, ["ratio"]
-    if len(given) != 1:
-        raise SynthaugError(f"expected at most one of ratio, per_class or balance=True, got {', '.join(given)}")
-    k = len(real_counts)
-    chosen = torch.zeros(k, dtype=torch.bool)
-    chosen[[_class_index(c, class_names, "classes") for c in classes] if classes is not None else slice(None)] = True
-    counts = torch.zeros(k, dtype=torch.int64)
-    if ratio is not None:
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 100:
-            raise SynthaugError(f"ratio: expected a number in (0, 100], got {ratio!r}")
-        weights = real_counts.double() * chosen
-        if weights.sum() == 0:
-            weights = chosen.double()
-        total = round(ratio * int(real_counts.sum()))
-        exact = weights / weights.sum() * total
-        counts = exact.floor().long()
-        remainder = total - int(counts.sum())  # largest remainders get the leftover items
-        counts[torch.argsort(exact - counts, descending=True, stable=True)[:remainder]] += 1
-    elif per_class is not None:
-        if isinstance(per_class, Mapping):
-            for c, n in per_class.items():
-                counts[_class_index(c, class_names, "per_class")] = _count(n, f"per_class[{c!r}]")
-            counts *= chosen if classes is not None else 1
-        else:
-            counts[chosen] = _count(per_class, "per_class")
-    else:
-        counts[chosen] = (real_counts.max() - real_counts)[chosen]
-    return counts
-
-
-def repeated_items(labels: torch.Tensor, counts: torch.Tensor, seed: int) -> torch.Tensor:
-    """``counts[c]`` indices of real items of class ``c`` for every class, each of its items
-    repeated equally often (the remainder drawn with ``seed``): class-balanced oversampling.
-
-    Example:
-        >>> repeated_items(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 2]), seed=0).tolist()
-        [3, 3]
-    """
-    g = torch.Generator().manual_seed(derived_seed(seed, "repeated"))
-    chosen = []
-    for c, k in enumerate(counts.tolist()):
-        members = (labels == c).nonzero().flatten()
-        if k and len(members):
-            members = members[torch.randperm(len(members), generator=g)]
-            chosen.append(members[torch.arange(k) % len(members)])
-    return torch.cat(chosen) if chosen else torch.empty(0, dtype=torch.int64)
-
-
-def _count(n: Any, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise SynthaugError(f"{what}: expected a non-negative integer, got {n!r}")
-    return n
-
-
-def _class_index(c: Any, class_names: Sequence[str], what: str) -> int:
-    """The generator's index of class ``c`` (a name or an index) that argument ``what`` names."""
-    if isinstance(c, str) and c in class_names:
-        return list(class_names).index(c)
-    if isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)) and 0 <= c < len(class_names):
-        return int(c)
-    raise SynthaugError(f"{what}: expected a class name or index 0..{len(class_names) - 1} of the generator's "
-                        f"classes {_short(class_names)}, got {c!r}")
-
-
 def _first_item(real: Dataset) -> tuple[Any, int]:
     dataset_length(real)
     return dataset_item(real, 0)
@@ -592,7 +504,7 @@ def _real_labels(real: Dataset, labels: Sequence[int] | None, class_names: Seque
         index = _whole_number(y)
         if index is None:
             raise SynthaugError(f"the real dataset has label {_short_repr(y)}: expected integer class indices "
-                                f"0..{k - 1} of the generator's classes {_short(class_names)}")
+                                f"0..{k - 1} of the generator's classes {short_names(class_names)}")
         indices.append(index)
     t = torch.as_tensor(indices, dtype=torch.int64)
     if len(t) != len(real):
@@ -600,7 +512,7 @@ def _real_labels(real: Dataset, labels: Sequence[int] | None, class_names: Seque
     bad = t[(t < 0) | (t >= k)]
     if len(bad):
         raise SynthaugError(f"the real dataset has label {int(bad[0])}, outside the generator's classes "
-                            f"0..{k - 1} {_short(class_names)}")
+                            f"0..{k - 1} {short_names(class_names)}")
     return t
 
 
@@ -629,7 +541,7 @@ def _check_class_count(real: Dataset, real_labels: torch.Tensor, class_names: Se
     spanned = int(real_labels.max()) + 1 if len(real_labels) else 0
     if spanned != len(class_names):
         raise SynthaugError(f"the real labels span {spanned} classes (0..{spanned - 1}) but the generator has "
-                            f"{len(class_names)} classes {_short(class_names)}: pass classes=[...] naming the "
+                            f"{len(class_names)} classes {short_names(class_names)}: pass classes=[...] naming the "
                             f"generator classes that get synthetic items, or give the dataset a classes "
                             f"attribute with the generator's class names")
 
@@ -659,8 +571,3 @@ def is_albumentations(transform: Any) -> bool:
     import albumentations as A
 
     return isinstance(transform, (A.BasicTransform, A.BaseCompose))
-
-
-def _short(names: Sequence[Any], n: int = 5) -> str:
-    names = [str(x) for x in names]
-    return "[" + ", ".join(names[:n]) + (", ...]" if len(names) > n else "]")

@@ -43,6 +43,7 @@ from ..metrics.classifier import balanced_accuracy, predict
 from ..metrics.methods import Method, train_method
 from ..metrics.stats import paired_gain
 from ..runtime.sampler import Sampler
+from ..train.cache import CHECKS_FOLDER, CachedFit
 from .mix import SyntheticMix
 
 log = logging.getLogger("synthaug")
@@ -156,3 +157,22 @@ def _read(path: Path, key: str) -> dict[str, Any] | None:
 
 
 __all__ = ["check_dose", "check_counts_for_split", "describe", "fill", "CHECK_SEEDS", "CHECK_STEPS", "VAL_FRACTION"]
+
+
+def checked_counts(fitted: CachedFit, counts: torch.Tensor,
+                   against_resampling: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """``(synthetic, repeated_real, record)``: per class, how many synthetic items and how many
+    repeated real images the dataset gets after the dose check
+    (:mod:`synthaug.augment.dose_check`) on the data the generator was fitted on: ``counts``
+    synthetic items where they helped; with ``against_resampling`` (``balance=True``), ``counts``
+    repeated real images where class-balanced resampling did better; else neither. Says which
+    on stderr."""
+    record = check_dose(fitted.data, fitted.sampler, counts, cache_dir=fitted.directory.parent.parent / CHECKS_FOLDER,
+                        name=fitted.directory.name, against_resampling=against_resampling)
+    none = torch.zeros_like(counts)
+    chosen = fill(record)
+    if chosen == "synthetic":
+        log.info("%s", describe(record))
+        return counts, none, record
+    log.warning("%s", describe(record))
+    return none, (counts if chosen == "real" else none), record

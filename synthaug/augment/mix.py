@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import SynthaugError
 from ..runtime.sampler import Sampler
-from .dataset import derived_seed
+from ..seeding import derive
 from .schedule import check_int, shown
 
 
@@ -142,7 +142,7 @@ class SyntheticMix(nn.Module):
     def rank_seed(self) -> int:
         """``seed`` on rank 0 (and on a single process), a seed derived from it on other ranks."""
         rank = self.rank if self.rank is not None else _distributed_rank()
-        return self.seed if rank == 0 else derived_seed(self.seed, "rank", rank)
+        return self.seed if rank == 0 else derive(self.seed, "rank", rank)
 
     def make_params(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         """All random choices for one batch: its fraction ``p``, rows to replace, their classes, the noise

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .quality import nearest
+from ..metrics.quality import nearest
 
 #: Relative distance below which a generated sample counts as a near-copy.
 NEAR_COPY_THRESHOLD = 1 / 3

@@ -31,15 +31,15 @@ from ..progress import progress_bar
 from ..train.rundir import check_out_outside_data
 from .defaults import DEFAULT_DOSES, DEFAULT_REFERENCE_STEPS, DEFAULT_STEPS, DEFAULT_TEST_FRACTION
 from ..metrics.methods import FIXMATCH_MU
-from .features import (CACHE_DIR, FeatureSpace, cache_path, is_cache_file_name, reference_classifier, small_cnn_space,
+from ..metrics.features import (CACHE_DIR, FeatureSpace, cache_path, is_cache_file_name, reference_classifier, small_cnn_space,
                        user_space)
 from .gain import downstream_gain
 from .methods import IMBALANCE_RATIO, applicable_baselines, compare_methods
 from .memorisation import memorisation
-from .quality import quality_metrics
+from ..metrics.quality import quality_metrics
 from .recommendation import recommend
 from .report import REPORT_FILES, is_our_report, json_safe, write_report
-from .specs import check_classifier, classifier_factory
+from ..metrics.specs import check_classifier, classifier_factory
 
 log = logging.getLogger("synthaug")
 

@@ -35,14 +35,15 @@ from ..data.unlabeled import UnlabeledImages
 from ..errors import SynthaugError, first_line
 from ..grid import save_grid
 from ..layout import CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOG_FILE, SAMPLES_PATTERN, WEIGHTS_FILE
+from ..metrics.monitor import QualityMonitor, feature_network, write_feature_network
 from ..models import GeneratorTrainer, create_model
 from ..models.config import split_config
 from ..progress import progress_bar
 from ..runtime import draw_noise
 from ..weights import save_generator
+from ..models.step import GradientSync, StepRunner, stack_logs
 from .distributed import RANK_STREAM, Processes
 from .pseudo_labels import pseudo_label
-from ..models.step import GradientSync, StepRunner, stack_logs
 
 CHECKPOINT_FORMAT = 1
 #: Offset of the unlabelled batches' seed from the fit seed: their own stream of permutations.
@@ -231,8 +232,6 @@ class TrainingLoop:
         """Train (or read from ``cached``) the feature network of the quality metrics and fix
         the noise of the images they judge. Seeded apart from training: nothing here moves the
         training generator or torch's global RNG."""
-        from ..evaluation.monitor import QualityMonitor, feature_network
-
         train = self.data.subset(self.train_idx)
         seed = self.settings.seed + 4
         model, was_cached = feature_network(train, seed, cached, self.progress)
@@ -477,8 +476,6 @@ class TrainingLoop:
         save_generator(generator, card, self.out / WEIGHTS_FILE)
         atomic_write_text(self.out / CARD_FILE, card.to_json(indent=2) + "\n")
         if self._features_to_write is not None:
-            from ..evaluation.monitor import write_feature_network
-
             write_feature_network(self.out / FEATURES_FILE, *self._features_to_write)
             self._features_to_write = None
         state = self._state(total)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits  # a dependency of scikit-learn, which synthaug requires
 
-from ..augment.dataset import synthetic_counts
 from ..data import ImageData, stratified_split
-from ..metrics.classifier import SmallCNN
+from ..data.allocation import synthetic_counts
+from .classifier import SmallCNN
 from ..progress import progress_bar
 from .features import (FeatureSpace, read_cached_classifier, reference_classifier, small_cnn_space,
                        write_cached_classifier)

@@ -28,7 +28,7 @@ from torch import nn
 from ..atomic import atomic_write, temp_file_target
 from ..data import ImageData
 from ..errors import SynthaugError, first_line
-from ..metrics.classifier import SmallCNN, fit_steps
+from .classifier import SmallCNN, fit_steps
 from .specs import import_object
 
 log = logging.getLogger("synthaug")

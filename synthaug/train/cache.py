@@ -9,8 +9,8 @@ ones find theirs. A run that was killed part-way is continued from its last chec
 fitted again when it cannot be), and processes asking for the same run at once (DDP ranks)
 wait for the one fitting it instead of fitting it twice.
 
-This is the one module of ``synthaug.augment`` that trains: ``SyntheticDataset`` imports it only
-when given a family name, so augmenting with a ready generator never loads training code.
+``SyntheticDataset`` (in :mod:`synthaug.augment`, a layer above) calls down into it; the dose
+check of ``balance=True`` (:mod:`synthaug.augment.dose_check`) keeps its records beside the fits.
 """
 
 from __future__ import annotations
@@ -39,11 +39,9 @@ from ..layout import CHECKPOINT_FILE
 from ..models.registry import get_family
 from ..run import Run
 from ..runtime.sampler import Sampler
-from ..train import DEFAULT_STEPS, fit
-from ..train.fit import default_steps
-from ..train.pseudo_labels import DEFAULT_THRESHOLD, check_threshold
-from ..train.rundir import check_data_outside_run, fit_named_entries
-from .dose_check import check_dose, describe, fill
+from .fit import DEFAULT_STEPS, default_steps, fit
+from .pseudo_labels import DEFAULT_THRESHOLD, check_threshold
+from .rundir import check_data_outside_run, fit_named_entries
 
 log = logging.getLogger("synthaug")
 
@@ -167,25 +165,6 @@ def cached_fit(real: Any, family: str, *, unlabeled: Any = None, steps: int | No
         if sampler is None:
             sampler = _fit_afresh(data, directory, options)
         return CachedFit(sampler, data, directory)
-
-
-def checked_counts(fitted: CachedFit, counts: torch.Tensor,
-                   against_resampling: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    """``(synthetic, repeated_real, record)``: per class, how many synthetic items and how many
-    repeated real images the dataset gets after the dose check
-    (:mod:`synthaug.augment.dose_check`) on the data the generator was fitted on: ``counts``
-    synthetic items where they helped; with ``against_resampling`` (``balance=True``), ``counts``
-    repeated real images where class-balanced resampling did better; else neither. Says which
-    on stderr."""
-    record = check_dose(fitted.data, fitted.sampler, counts, cache_dir=fitted.directory.parent.parent / CHECKS_FOLDER,
-                        name=fitted.directory.name, against_resampling=against_resampling)
-    none = torch.zeros_like(counts)
-    chosen = fill(record)
-    if chosen == "synthetic":
-        log.info("%s", describe(record))
-        return counts, none, record
-    log.warning("%s", describe(record))
-    return none, (counts if chosen == "real" else none), record
 
 
 def _readable_sampler(directory: Path) -> Sampler | None:

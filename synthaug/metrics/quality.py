@@ -2,7 +2,7 @@
 
 Every function takes two feature matrices, ``real`` ``[N, D]`` and ``fake`` ``[M, D]`` (numpy or
 torch, any float dtype), and works in float64. Nothing is downloaded: the features come from
-:mod:`synthaug.evaluation.features`.
+:mod:`synthaug.metrics.features`.
 
 - FID (Heusel et al. 2017): Fréchet distance between Gaussians fitted to the two sets. Biased
   upwards at small N; needs more samples than feature dimensions, so it is reported only then.
