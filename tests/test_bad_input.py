@@ -19,54 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import synthaug
+from conftest import CARD_KEY, error_line, expect_error, onnx_with_card, run_cli, snapshot, write_png
 from synthaug.cli import main
 
 TINY = ["--steps", "2", "--no-progress", "--set", "g_width=8", "--set", "d_width=8", "--batch-size", "8"]
 WEIGHTS = "generator.safetensors"
-CARD_KEY = "synthaug.card"
 API_ERRORS = (synthaug.SynthaugError, synthaug.CardError)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    """Run ``synthaug *argv`` in-process; return (exit code, stdout, stderr)."""
-    capsys.readouterr()  # drop anything captured before
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse errors, --version
-        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def error_line(err: str, command: str, *needles: str) -> str:
-    """Assert stderr is exactly one ``synthaug <command>: error:`` line holding every needle."""
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{err}"
-    line = lines[0]
-    assert line.startswith(f"synthaug {command}: error: "), line
-    for needle in needles:
-        assert needle in line, f"{needle!r} not in {line!r}"
-    return line
-
-
-def expect_error(capsys, command: str, argv, *needles: str) -> str:
-    rc, out, err = run_cli(capsys, command, *argv)
-    assert rc == 2, f"expected exit code 2, got {rc}; stdout: {out!r}; stderr: {err!r}"
-    line = error_line(err, command, *needles)
-    assert out == "", f"nothing should reach stdout on error, got {out!r}"
-    return line
-
-
-def snapshot(directory: Path) -> dict[str, bytes]:
-    """Every file below ``directory`` (hidden ones too) with its bytes."""
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def hidden_files(directory: Path) -> list[str]:
@@ -74,13 +37,6 @@ def hidden_files(directory: Path) -> list[str]:
 
 
 _rng = np.random.default_rng(0)
-
-
-def write_png(path: Path, size: int = 8, mode: str = "RGB") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shape = (size, size, 3) if mode == "RGB" else (size, size)
-    Image.fromarray(_rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
-    return path
 
 
 def image_folder(root: Path, classes=("cat", "dog"), per_class: int = 4) -> Path:
@@ -410,20 +366,6 @@ def test_export_out_is_a_directory(capsys, fitted, tmp_path):
 # --------------------------------------------------------------------------- 9. tampered and foreign files
 
 
-def _onnx_with_card(source: Path, dest: Path, edit) -> Path:
-    import onnx
-
-    model = onnx.load(str(source))
-    props = {p.key: p.value for p in model.metadata_props}
-    card = json.loads(props[CARD_KEY])
-    edit(card)
-    props[CARD_KEY] = json.dumps(card)
-    del model.metadata_props[:]
-    onnx.helper.set_model_props(model, props)
-    onnx.save(model, str(dest))
-    return dest
-
-
 def _identity_onnx(dest: Path, card_json: str | None = None) -> Path:
     import onnx
     from onnx import TensorProto, helper
@@ -450,11 +392,11 @@ def _no_card(fitted, d: Path) -> Path:
 
 
 def _future_version(fitted, d: Path) -> Path:
-    return _onnx_with_card(fitted["onnx"], d / "future.onnx", lambda c: c.update(format_version=999))
+    return onnx_with_card(fitted["onnx"], d / "future.onnx", lambda c: c.update(format_version=999))
 
 
 def _unknown_family(fitted, d: Path) -> Path:
-    return _onnx_with_card(fitted["onnx"], d / "alien_family.onnx", lambda c: c.update(family="stylegan9"))
+    return onnx_with_card(fitted["onnx"], d / "alien_family.onnx", lambda c: c.update(family="stylegan9"))
 
 
 def _safetensors_no_metadata(fitted, d: Path) -> Path:

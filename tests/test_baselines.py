@@ -19,7 +19,7 @@ from synthaug.evaluation.methods import applicable_baselines, balance_dose, reco
 from synthaug.metrics.classifier import fit_steps, predict
 from synthaug.metrics.methods import Method, _balanced_batches, confident_labels, train_method
 from synthaug.metrics.views import ClassicalAugment, StrongView
-from test_bad_input import expect_error, run_cli, snapshot
+from conftest import expect_error, run_cli, snapshot
 
 TRAIN = load_data("digits:train")
 TEST = load_data("digits:test")

@@ -18,7 +18,7 @@ from synthaug.card import GeneratorCard
 from synthaug.models import get_family, list_models
 from synthaug.run import Run, full_config
 from synthaug.weights import load_generator, save_generator
-from test_bad_input import run_cli
+from conftest import run_cli
 
 RELEASE_0_1_0 = Path(__file__).with_name("fixtures") / "release_0_1_0"
 TINY = {"gan": {"g_width": 16, "d_width": 16}, "dcgan": {"g_width": 8, "d_width": 8},

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_bad_input import run_cli
+from conftest import run_cli
 
 import synthaug
 

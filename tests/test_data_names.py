@@ -18,7 +18,7 @@ from PIL import Image
 from synthaug.data import load_data
 from synthaug.data.unlabeled import load_unlabeled
 from synthaug.errors import SynthaugError
-from test_bad_input import expect_error, run_cli
+from conftest import expect_error, run_cli
 
 QUICK_FIT = ["--model", "gan", "--steps", "1", "--no-progress", "--set", "g_width=8", "--set", "d_width=8",
              "--batch-size", "8"]

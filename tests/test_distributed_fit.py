@@ -82,7 +82,7 @@ def test_batch_that_does_not_split_over_the_processes_is_one_line(tmp_path):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_device_cuda_without_cuda_is_one_line(tmp_path, capsys):
-    from test_bad_input import run_cli
+    from conftest import run_cli
 
     code, out, err = run_cli(capsys, "fit", "digits", "--out", tmp_path / "run", "--device", "cuda", "--steps", "1")
     assert (code, out) == (2, "")

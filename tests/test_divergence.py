@@ -24,7 +24,7 @@ from synthaug.errors import SynthaugError
 from synthaug.models import registry
 from synthaug.models.base import ConditionalGenerator, GeneratorTrainer, Phase
 from synthaug.models.config import param
-from test_bad_input import run_cli
+from conftest import run_cli
 
 
 @dataclasses.dataclass

@@ -17,10 +17,9 @@ from safetensors.torch import load_file
 
 import synthaug
 import synthaug.atomic
-from conftest import TINY, tiny_set_args, write_npz
+from conftest import TINY, expect_error, run_cli, snapshot, tiny_set_args, write_npz
 from synthaug.evaluation import monitor
 from synthaug.layout import CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOG_FILE, WEIGHTS_FILE
-from test_bad_input import expect_error, run_cli, snapshot
 
 # A learning rate too high for the generator: its FID worsens after the first evaluation, so
 # --keep best has an earlier generator to keep (measured: about 11, 22, 41 at steps 2, 4, 6).

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from synthaug.data import BUILTIN_SETS, load_data
-from test_bad_input import run_cli
+from conftest import run_cli
 
 NAMES = ["china-top", "china-middle", "china-bottom", "flower-top", "flower-middle", "flower-bottom"]
 

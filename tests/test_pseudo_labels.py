@@ -9,12 +9,11 @@ import pytest
 import torch
 
 import synthaug
-from conftest import TINY
+from conftest import TINY, expect_error, run_cli, snapshot
 from synthaug.data import load_data, stratified_split
 from synthaug.data.unlabeled import load_unlabeled
 from synthaug.errors import SynthaugError
 from synthaug.train.pseudo_labels import DEFAULT_THRESHOLD, pseudo_label
-from test_bad_input import expect_error, run_cli, snapshot
 
 
 @pytest.fixture(scope="module")

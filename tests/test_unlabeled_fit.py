@@ -9,10 +9,9 @@ import torch
 from safetensors.torch import load_file
 
 import synthaug
-from conftest import TINY
+from conftest import TINY, expect_error, run_cli, snapshot, write_png
 from synthaug.data import load_data, stratified_split
 from synthaug.errors import SynthaugError
-from test_bad_input import expect_error, run_cli, snapshot, write_png
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from synthaug.data import load_data
 from synthaug.errors import SynthaugError
 from synthaug.models import create_model
 
-from test_bad_input import expect_error
+from conftest import expect_error
 
 TINY_VAE = {"g_width": 8, "e_width": 8, "latent_dim": 8, "embed_dim": 4}
 #: Above this ``exp`` overflows float32: the unbounded KL term would be inf.
