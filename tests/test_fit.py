@@ -1,8 +1,9 @@
-"""fit(): the run directory, resume equals uninterrupted, crash safety, every data source."""
+"""fit(): the run directory, resume equals uninterrupted, crash safety, every data source, the holdout split."""
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -17,7 +18,9 @@ from safetensors.torch import load_file
 
 import synthaug
 from conftest import FAST_FIT, TINY, tiny_set_args, write_npz
+from synthaug.data import stratified_split
 from synthaug.layout import CHECKPOINT_FILE, WEIGHTS_FILE
+from synthaug.train.loop import holdout_split
 
 TINY_CFG = TINY["dcgan"]["config"]
 
@@ -174,3 +177,50 @@ def test_holdout_keeps_a_stratified_part_of_every_class_out_of_training(tmp_path
     assert run.card.training["holdout_size"] == len(test) and run.card.training["train_size"] == len(train)
     with pytest.raises(synthaug.SynthaugError, match="holdout must be a fraction"):
         synthaug.fit("digits", out=tmp_path / "x", holdout=1.5)
+
+
+@pytest.mark.parametrize("class_sizes, fraction, held_out", [
+    pytest.param([1, 1], 0.1, [0, 0], id="every-class-one-image"),
+    pytest.param([40, 1], 0.1, [4, 0], id="40-and-1"),
+    pytest.param([2, 3], 0.5, [1, 2], id="halves-keep-one"),
+    pytest.param([5, 5], 0.99, [4, 4], id="almost-all"),
+    pytest.param([10, 20], 0.2, [2, 4], id="ordinary"),
+])
+def test_stratified_split_never_holds_out_a_class_last_image(class_sizes, fraction, held_out):
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(class_sizes)])
+    rest, part = stratified_split(labels, fraction, seed=0)
+    assert torch.bincount(labels[part], minlength=len(class_sizes)).tolist() == held_out
+    assert torch.bincount(labels[rest], minlength=len(class_sizes)).tolist() == \
+        [n - h for n, h in zip(class_sizes, held_out)]
+    assert sorted(rest.tolist() + part.tolist()) == list(range(len(labels)))
+    assert synthaug.data.held_out_counts(labels, part, len(class_sizes)) == held_out
+
+
+@pytest.mark.parametrize("class_sizes, train_size, holdout_size", [
+    pytest.param([1, 1], 2, 0, id="one-image-per-class"),
+    pytest.param([40, 1], 37, 4, id="40-and-1"),
+])
+def test_pixelrnn_fit_keeps_every_class_in_training(tmp_path, class_sizes, train_size, holdout_size):
+    """pixelrnn holds out 10% by default: a one-image class must stay in training (it used to
+    crash with ZeroDivisionError, or vanish from training without a word)."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(len(class_sizes)), class_sizes)
+    path = tmp_path / "d.npz"
+    np.savez(path, images=rng.integers(0, 256, (len(labels), 8, 8), dtype=np.uint8), labels=labels)
+    run = synthaug.fit(path, out=tmp_path / "run", model="pixelrnn", steps=2, config=TINY["pixelrnn"]["config"],
+                       progress=False)
+    assert run.card.training["train_size"] == train_size
+    assert run.card.training["holdout_size"] == holdout_size
+    # The card says how many of each class were held out; a one-image class gives none.
+    per_class = run.card.training["holdout_per_class"]
+    assert sum(per_class) == holdout_size and len(per_class) == len(class_sizes)
+    assert all(held < size or size == held == 0 for held, size in zip(per_class, class_sizes))
+    assert per_class[-1] == 0  # the last class has one image
+    train, _ = holdout_split(torch.as_tensor(labels), 0.1, seed=run.card.training["seed"])
+    assert set(labels[train.numpy()].tolist()) == set(range(len(class_sizes)))
+    # A holdout with fewer classes than training is still evaluated; none at all gives no metric.
+    if holdout_size:
+        assert math.isfinite(run.card.metrics["test_bits_per_dim"])
+    else:
+        assert "test_bits_per_dim" not in run.card.metrics
+    assert run.sampler().sample(list(range(len(class_sizes))), seed=0).shape == (len(class_sizes), 1, 8, 8)

@@ -1,6 +1,9 @@
-"""Issue 7, run directories and output files: nothing lost, one writer, clear refusals.
+"""Run directories and output files: nothing lost, one writer, clear refusals.
 
-One test (or one table) per audit item, named after it. The CLI runs in-process except where a
+``fit --force`` replaces only what synthaug wrote and swaps the new run in atomically; ``--resume``
+refuses what contradicts the checkpoint; a second fit into a busy run names the holder; ``sample``
+and ``export`` refuse to overwrite what they did not write; symlinked and nested ``--out`` paths
+are handled; writes are atomic and follow the umask. The CLI runs in-process except where a
 second real process is the point (the lock).
 """
 
@@ -23,12 +26,11 @@ import torch
 from PIL import Image
 
 import synthaug
-from conftest import tiny_set_args, write_npz
+from conftest import error_line, expect_error, run_cli, snapshot, tiny_set_args, write_npz
 from synthaug.atomic import atomic_write, atomic_write_text
 from synthaug.cli import main
 from synthaug.grid import save_grid
 from synthaug.layout import CARD_FILE, CHECKPOINT_FILE, WEIGHTS_FILE
-from test_bad_input import error_line, expect_error, run_cli, snapshot
 
 TINY = ["--steps", "2", "--no-progress", "--set", "g_width=8", "--set", "d_width=8", "--batch-size", "8"]
 TINY_CFG = {"g_width": 8, "d_width": 8}
@@ -57,10 +59,11 @@ def seed_of(run: Path) -> int:
     return synthaug.Run(run).card.training["seed"]
 
 
-# --------------------------------------------------------------------------- item 1
+# --------------------------------------------------------------------------- --force and foreign files
 
 
-def _issue_repro(tmp_path: Path) -> Path:
+def _user_project(tmp_path: Path) -> Path:
+    """A user's project folder that happens to hold a card.json (not a synthaug card) and sources."""
     proj = tmp_path / "proj"
     (proj / "src").mkdir(parents=True)
     (proj / "src" / "thesis.tex").write_text("keep")
@@ -82,14 +85,14 @@ def _sample_npz(path: Path, run: Path) -> None:
 
 
 @pytest.mark.parametrize("make, foreign", [
-    (lambda tmp, fitted: _issue_repro(tmp), ["card.json (not a synthaug card)", "src/"]),
+    (lambda tmp, fitted: _user_project(tmp), ["card.json (not a synthaug card)", "src/"]),
     (_run_with("notes.txt", lambda p, run: p.write_text("mine")), ["notes.txt"]),
     (_run_with("samples.npz", _sample_npz), ["samples.npz"]),
     (_run_with("model.onnx", lambda p, run: p.write_bytes(b"onnx bytes")), ["model.onnx"]),
     (_run_with("sub", lambda p, run: (p.mkdir(), (p / "x.png").write_bytes(b"x"))), ["sub/"]),
     (_run_with("link", lambda p, run: p.symlink_to(run.parent)), ["link (a link)"]),
-], ids=["issue-repro", "user-file", "sample-npz", "onnx", "subfolder", "symlink"])
-def test_item01_force_refuses_foreign_files(capsys, tmp_path, fitted, make, foreign):
+], ids=["user-project", "user-file", "sample-npz", "onnx", "subfolder", "symlink"])
+def test_force_refuses_a_directory_holding_foreign_files(capsys, tmp_path, fitted, make, foreign):
     target = make(tmp_path, fitted)
     before = snapshot(target)
     expect_error(capsys, "fit", ["digits", "--out", target, "--force", *TINY],
@@ -98,7 +101,7 @@ def test_item01_force_refuses_foreign_files(capsys, tmp_path, fitted, make, fore
     assert hidden_siblings(target) == []
 
 
-# --------------------------------------------------------------------------- item 2
+# --------------------------------------------------------------------------- data inside --out
 
 
 def _data_in_run(run: Path, tmp_path: Path) -> Path:
@@ -118,7 +121,7 @@ def _data_is_run(run: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("make_data", [_data_in_run, _data_linked_into_run, _data_is_run],
                          ids=["inside", "symlink-into", "same-dir"])
-def test_item02_data_inside_out_is_refused(capsys, run_copy, tmp_path, make_data):
+def test_data_inside_the_run_directory_is_refused(capsys, run_copy, tmp_path, make_data):
     data = make_data(run_copy, tmp_path)
     before = snapshot(run_copy)
     expect_error(capsys, "fit", [data, "--out", run_copy, "--force", *TINY], "inside the run directory",
@@ -126,10 +129,10 @@ def test_item02_data_inside_out_is_refused(capsys, run_copy, tmp_path, make_data
     assert snapshot(run_copy) == before
 
 
-# --------------------------------------------------------------------------- item 3
+# --------------------------------------------------------------------------- an interrupted --force fit
 
 
-def test_item03_interrupted_force_fit_keeps_the_old_run(capsys, run_copy, monkeypatch):
+def test_interrupted_force_fit_keeps_the_old_run(capsys, run_copy, monkeypatch):
     fit_module = importlib.import_module("synthaug.train.loop")
 
     before = snapshot(run_copy)
@@ -156,10 +159,10 @@ def test_item03_interrupted_force_fit_keeps_the_old_run(capsys, run_copy, monkey
     assert not (run_copy / LOCK_FILE).exists()
 
 
-# --------------------------------------------------------------------------- item 4
+# --------------------------------------------------------------------------- one writer per run directory
 
 
-def test_item04_second_fit_into_a_busy_run_names_the_holder(capsys, tmp_path):
+def test_second_fit_into_a_busy_run_names_the_holder(capsys, tmp_path):
     out = tmp_path / "run"
     first = subprocess.Popen([sys.executable, "-m", "synthaug", "fit", "digits", "--out", str(out),
                               "--steps", "1000000", "--checkpoint-every", "2", "--sample-every", "1000000",
@@ -185,7 +188,7 @@ def test_item04_second_fit_into_a_busy_run_names_the_holder(capsys, tmp_path):
     assert not (out / LOCK_FILE).exists(), "the lock file outlived the fit that held it"
 
 
-# --------------------------------------------------------------------------- item 5
+# --------------------------------------------------------------------------- sample and export outputs
 
 
 def _user_npz(tmp_path: Path) -> Path:
@@ -212,7 +215,7 @@ def _user_onnx(tmp_path: Path) -> Path:
     ("export", _user_onnx, False, ["already exists", "--force"]),
     ("export", _user_onnx, True, ["not written by synthaug", "even with --force"]),
 ], ids=["npz", "npz-force", "png", "png-force", "onnx", "onnx-force"])
-def test_item05_existing_output_is_refused(capsys, fitted, tmp_path, command, make, force, needles):
+def test_existing_sample_or_export_output_is_refused(capsys, fitted, tmp_path, command, make, force, needles):
     target = make(tmp_path)
     before = target.read_bytes()
     args = [fitted, "--out", target, *(["--force"] if force else [])]
@@ -224,7 +227,7 @@ def test_item05_existing_output_is_refused(capsys, fitted, tmp_path, command, ma
 
 
 @pytest.mark.parametrize("name", ["again.npz", "again.png"])
-def test_item05_force_replaces_what_sample_wrote(capsys, fitted, tmp_path, name):
+def test_force_replaces_what_sample_wrote(capsys, fitted, tmp_path, name):
     target = tmp_path / name
     rc, _, err = run_cli(capsys, "sample", fitted, "--per-class", "1", "--out", target, "--seed", "1")
     assert rc == 0, err
@@ -239,10 +242,10 @@ def test_item05_force_replaces_what_sample_wrote(capsys, fitted, tmp_path, name)
             assert npz["images"].shape == (10, 8, 8)
 
 
-# --------------------------------------------------------------------------- item 11
+# --------------------------------------------------------------------------- no paths in the card
 
 
-def test_item11_card_dataset_name_is_the_base_name(tmp_path):
+def test_card_dataset_name_is_the_base_name(tmp_path):
     (tmp_path / "home_of_ann").mkdir()
     for data, expected in [(write_npz((tmp_path / "home_of_ann" / "mydata.npz").absolute(), n=12), "mydata.npz"),
                            ("digits:train", "digits:train")]:  # a built-in name stays as it is
@@ -253,7 +256,7 @@ def test_item11_card_dataset_name_is_the_base_name(tmp_path):
         assert str(tmp_path) not in json.dumps(synthaug.Run(out).card.to_dict())
 
 
-# --------------------------------------------------------------------------- item 12
+# --------------------------------------------------------------------------- killed before a checkpoint
 
 
 def _killed_before_first_checkpoint(tmp_path: Path) -> Path:
@@ -269,7 +272,7 @@ def _killed_before_first_checkpoint(tmp_path: Path) -> Path:
     return run
 
 
-def test_item12_run_killed_before_first_checkpoint(capsys, tmp_path):
+def test_run_killed_before_first_checkpoint_is_refused_by_resume_and_replaced_by_force(capsys, tmp_path):
     run = _killed_before_first_checkpoint(tmp_path)
     before = snapshot(run)
     expect_error(capsys, "fit", ["digits", "--out", run, "--resume", *TINY],
@@ -282,10 +285,10 @@ def test_item12_run_killed_before_first_checkpoint(capsys, tmp_path):
     assert hidden_siblings(run) == [], "stale staging directory or temp files left behind"
 
 
-# --------------------------------------------------------------------------- item 13
+# --------------------------------------------------------------------------- disk full
 
 
-def test_item13_disk_full_while_writing_a_checkpoint(capsys, run_copy, monkeypatch):
+def test_disk_full_while_writing_a_checkpoint_keeps_the_old_one(capsys, run_copy, monkeypatch):
     old_checkpoint = (run_copy / CHECKPOINT_FILE).read_bytes()
 
     def save_until_the_disk_is_full(obj, f, *args, **kwargs):
@@ -299,10 +302,10 @@ def test_item13_disk_full_while_writing_a_checkpoint(capsys, run_copy, monkeypat
     assert [p.name for p in run_copy.iterdir() if p.name.startswith(".")] == []
 
 
-# --------------------------------------------------------------------------- item 18 (part)
+# --------------------------------------------------------------------------- symlinked --out, odd checkpoints
 
 
-def test_item18_force_through_a_symlinked_out(capsys, run_copy, tmp_path):
+def test_force_through_a_symlinked_out_keeps_the_link(capsys, run_copy, tmp_path):
     link = tmp_path / "latest"
     link.symlink_to(run_copy, target_is_directory=True)
     rc, out, err = run_cli(capsys, "fit", "digits", "--out", link, "--force", "--seed", "1", *TINY)
@@ -313,7 +316,7 @@ def test_item18_force_through_a_symlinked_out(capsys, run_copy, tmp_path):
     assert hidden_siblings(run_copy) == [] and hidden_siblings(link) == []
 
 
-def test_item18_symlinked_out_with_foreign_files_is_refused(capsys, run_copy, tmp_path):
+def test_symlinked_out_with_foreign_files_is_refused(capsys, run_copy, tmp_path):
     (run_copy / "notes.txt").write_text("mine")
     link = tmp_path / "latest"
     link.symlink_to(run_copy, target_is_directory=True)
@@ -322,14 +325,14 @@ def test_item18_symlinked_out_with_foreign_files_is_refused(capsys, run_copy, tm
     assert snapshot(run_copy) == before and link.is_symlink()
 
 
-def test_item18_dangling_symlink_out(capsys, tmp_path):
+def test_dangling_symlink_out_is_refused(capsys, tmp_path):
     link = tmp_path / "latest"
     link.symlink_to(tmp_path / "gone")
     expect_error(capsys, "fit", ["digits", "--out", link, "--force", *TINY], "latest", "does not exist")
     assert link.is_symlink() and not (tmp_path / "gone").exists()
 
 
-def test_item18_checkpoint_with_an_unexpected_settings_key(capsys, run_copy):
+def test_resume_refuses_a_checkpoint_with_an_unexpected_settings_key(capsys, run_copy):
     path = run_copy / CHECKPOINT_FILE
     state = torch.load(path, weights_only=True)
     state["settings"]["warp_drive"] = True
@@ -340,7 +343,7 @@ def test_item18_checkpoint_with_an_unexpected_settings_key(capsys, run_copy):
     assert snapshot(run_copy) == before
 
 
-# --------------------------------------------------------------------------- item 24 (second half)
+# --------------------------------------------------------------------------- --out inside the image folder
 
 
 def _image_folder(root: Path) -> Path:
@@ -353,7 +356,7 @@ def _image_folder(root: Path) -> Path:
 
 
 @pytest.mark.parametrize("via_link", [False, True], ids=["direct", "symlinked-parent"])
-def test_item24_out_inside_the_image_folder_is_refused(capsys, tmp_path, via_link):
+def test_out_inside_the_image_folder_is_refused(capsys, tmp_path, via_link):
     data = _image_folder(tmp_path / "data")
     parent = data
     if via_link:
@@ -364,14 +367,14 @@ def test_item24_out_inside_the_image_folder_is_refused(capsys, tmp_path, via_lin
     assert snapshot(data) == before and not (data / "run1").exists()
 
 
-# --------------------------------------------------------------------------- item 26
+# --------------------------------------------------------------------------- --resume against the checkpoint
 
 
 @pytest.mark.parametrize("option", [
     ["--model", "vae"], ["--batch-size", "32"], ["--seed", "3"], ["--set", "g_width=16"],
     ["--image-size", "16"], ["--channels", "3"], ["--holdout", "0.5"],
 ], ids=lambda o: o[0].lstrip("-"))
-def test_item26_resume_refuses_options_that_contradict_the_checkpoint(capsys, fitted, option):
+def test_resume_refuses_options_that_contradict_the_checkpoint(capsys, fitted, option):
     before = snapshot(fitted)
     line = expect_error(capsys, "fit", ["digits", "--out", fitted, "--resume", "--steps", "3", "--no-progress",
                                         *option], "cannot resume", "checkpoint", option[0])
@@ -379,7 +382,7 @@ def test_item26_resume_refuses_options_that_contradict_the_checkpoint(capsys, fi
     assert snapshot(fitted) == before
 
 
-def test_item26_resume_accepts_options_equal_to_the_checkpoint_and_the_api_refuses_too(capsys, run_copy):
+def test_resume_accepts_options_equal_to_the_checkpoint_and_the_api_refuses_too(capsys, run_copy):
     with pytest.raises(synthaug.SynthaugError, match="--seed 3"):
         synthaug.fit("digits", out=run_copy, resume=True, steps=3, seed=3, progress=False)
     rc, _, err = run_cli(capsys, "fit", "digits", "--out", run_copy, "--resume", "--steps", "3", "--no-progress",
@@ -389,11 +392,11 @@ def test_item26_resume_accepts_options_equal_to_the_checkpoint_and_the_api_refus
     assert synthaug.Run(run_copy).card.training["steps"] == 3
 
 
-# --------------------------------------------------------------------------- also: umask
+# --------------------------------------------------------------------------- umask
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o002], ids=oct)
-def test_also_atomic_writes_apply_the_umask(tmp_path, umask):
+def test_atomic_writes_apply_the_umask(tmp_path, umask):
     from safetensors.torch import save_file
 
     old = os.umask(umask)

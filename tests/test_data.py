@@ -1,11 +1,13 @@
-"""Audit issue 7, data items: holdout (14), one-hot labels (18), 16-bit and float files (21),
-EXIF orientation and transparency (22), non-finite pixels (23), hidden folders (24) and memory
-bounded by the output size when reading large image folders (30)."""
+"""Reading data (``load_data``): one-hot labels, 16-bit and float files, EXIF orientation and
+transparency, non-finite pixels, hidden folders, class names a card cannot hold, and memory
+bounded by the output size when reading large image folders.
+
+(The holdout split's tests live in test_fit.py; what the CLI says about bad data, in
+test_bad_input.py.)"""
 
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import textwrap
@@ -17,10 +19,7 @@ import torch
 from PIL import Image
 
 import synthaug
-from conftest import TINY
-from synthaug.data import stratified_split
 from synthaug.errors import SynthaugError
-from synthaug.train.loop import holdout_split
 
 
 def first_line_error(call, *args, **kwargs) -> str:
@@ -48,57 +47,7 @@ def class_a_pixels(root: Path, **kwargs) -> np.ndarray:
     return data.images[index].permute(1, 2, 0).numpy()
 
 
-# --------------------------------------------------------------------------- 14. holdout
-
-
-@pytest.mark.parametrize("class_sizes, fraction, held_out", [
-    pytest.param([1, 1], 0.1, [0, 0], id="every-class-one-image"),
-    pytest.param([40, 1], 0.1, [4, 0], id="40-and-1"),
-    pytest.param([2, 3], 0.5, [1, 2], id="halves-keep-one"),
-    pytest.param([5, 5], 0.99, [4, 4], id="almost-all"),
-    pytest.param([10, 20], 0.2, [2, 4], id="ordinary"),
-])
-def test_stratified_split_never_holds_out_a_class_last_image(class_sizes, fraction, held_out):
-    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(class_sizes)])
-    rest, part = stratified_split(labels, fraction, seed=0)
-    assert torch.bincount(labels[part], minlength=len(class_sizes)).tolist() == held_out
-    assert torch.bincount(labels[rest], minlength=len(class_sizes)).tolist() == \
-        [n - h for n, h in zip(class_sizes, held_out)]
-    assert sorted(rest.tolist() + part.tolist()) == list(range(len(labels)))
-    assert synthaug.data.held_out_counts(labels, part, len(class_sizes)) == held_out
-
-
-@pytest.mark.parametrize("class_sizes, train_size, holdout_size", [
-    pytest.param([1, 1], 2, 0, id="one-image-per-class"),
-    pytest.param([40, 1], 37, 4, id="40-and-1"),
-])
-def test_pixelrnn_fit_keeps_every_class_in_training(tmp_path, class_sizes, train_size, holdout_size):
-    """pixelrnn holds out 10% by default: a one-image class must stay in training (it used to
-    crash with ZeroDivisionError, or vanish from training without a word)."""
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(len(class_sizes)), class_sizes)
-    path = tmp_path / "d.npz"
-    np.savez(path, images=rng.integers(0, 256, (len(labels), 8, 8), dtype=np.uint8), labels=labels)
-    run = synthaug.fit(path, out=tmp_path / "run", model="pixelrnn", steps=2, config=TINY["pixelrnn"]["config"],
-                       progress=False)
-    assert run.card.training["train_size"] == train_size
-    assert run.card.training["holdout_size"] == holdout_size
-    # The card says how many of each class were held out; a one-image class gives none.
-    per_class = run.card.training["holdout_per_class"]
-    assert sum(per_class) == holdout_size and len(per_class) == len(class_sizes)
-    assert all(held < size or size == held == 0 for held, size in zip(per_class, class_sizes))
-    assert per_class[-1] == 0  # the last class has one image
-    train, _ = holdout_split(torch.as_tensor(labels), 0.1, seed=run.card.training["seed"])
-    assert set(labels[train.numpy()].tolist()) == set(range(len(class_sizes)))
-    # A holdout with fewer classes than training is still evaluated; none at all gives no metric.
-    if holdout_size:
-        assert math.isfinite(run.card.metrics["test_bits_per_dim"])
-    else:
-        assert "test_bits_per_dim" not in run.card.metrics
-    assert run.sampler().sample(list(range(len(class_sizes))), seed=0).shape == (len(class_sizes), 1, 8, 8)
-
-
-# --------------------------------------------------------------------------- 18. one-hot labels
+# --------------------------------------------------------------------------- one-hot labels
 
 
 class LabelledAs(torch.utils.data.Dataset):
@@ -160,7 +109,7 @@ def test_one_hot_labels_of_different_lengths_are_refused():
         "dataset item 1: expected one-hot labels of one length, got lengths 4, 5"
 
 
-# --------------------------------------------------------------------------- 21. 16-bit and float
+# --------------------------------------------------------------------------- 16-bit and float pixels
 
 
 @pytest.mark.parametrize("array, name, expected", [
@@ -209,7 +158,7 @@ def test_16bit_and_float_pil_images_in_a_dataset_are_scaled():
     assert data.images.unique().tolist() == [128]
 
 
-# --------------------------------------------------------------------------- 22. EXIF, alpha
+# --------------------------------------------------------------------------- EXIF orientation, transparency
 
 
 @pytest.mark.parametrize("side", [16, 256])
@@ -262,7 +211,7 @@ def test_transparency_is_composited_onto_black(tmp_path, image, expected):
     assert synthaug.data.ALPHA_BACKGROUND == 0
 
 
-# --------------------------------------------------------------------------- 23. non-finite pixels
+# --------------------------------------------------------------------------- non-finite pixels
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
@@ -274,7 +223,7 @@ def test_non_finite_pixels_in_a_dataset_are_refused_with_the_item(bad):
         f"dataset item 1: expected finite float pixels, got {bad}"
 
 
-# --------------------------------------------------------------------------- 24. hidden folders
+# --------------------------------------------------------------------------- hidden folders
 
 
 def test_files_in_hidden_folders_at_any_depth_are_skipped(tmp_path):
@@ -292,7 +241,7 @@ def test_files_in_hidden_folders_at_any_depth_are_skipped(tmp_path):
     assert data.class_names == ["cat", "dog"] and data.class_counts() == [2, 1]
 
 
-# --------------------------------------------------------------------------- 30. memory
+# --------------------------------------------------------------------------- memory follows the output size
 
 
 def _gradient(side: int) -> Image.Image:
@@ -342,7 +291,7 @@ def test_large_image_folder_peak_memory_follows_the_output_size(tmp_path):
 
 @pytest.mark.parametrize("suffix", ["png", "jpg"])
 def test_large_files_read_shrunk_match_resizing_the_full_image(tmp_path, suffix):
-    """Regression guard for item 30 (passes before and after): shrinking while reading gives
+    """Guard for reading shrunk (passes with or without it): shrinking while reading gives
     nearly the pixels that decoding at full size, centre-cropping and resizing gave."""
     from synthaug.data.images import to_tensor
 
@@ -352,6 +301,9 @@ def test_large_files_read_shrunk_match_resizing_the_full_image(tmp_path, suffix)
     with Image.open(root / "a" / f"x.{suffix}") as full:
         reference = to_tensor([np.asarray(full.convert("RGB"))], 16, 3)[0].permute(1, 2, 0).numpy().astype(int)
     assert np.abs(shrunk - reference).max() <= 3
+
+
+# --------------------------------------------------------------------------- class names
 
 
 def test_class_names_a_card_cannot_hold_are_refused_before_training(tmp_path):

@@ -1,4 +1,4 @@
-"""Issue 7, items 6-10 and 19: a model file is input, not code.
+"""Untrusted model files: a model file is input, not code.
 
 A crafted card or graph must be refused with one line before anything big is allocated; card
 values are checked for type and range; ``info`` cannot forge terminal output; an ONNX graph
@@ -21,14 +21,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import synthaug
-from conftest import TINY, make_card
+from conftest import CARD_KEY, TINY, expect_error, make_card, onnx_with_card, run_cli
 from exporters.onnx import export
 from synthaug import CardError, GeneratorCard, OnnxSampler, SynthaugError
 from synthaug.models import create_generator
 from synthaug.weights import save_generator
-from test_bad_input import _onnx_with_card, expect_error, run_cli
 
-CARD_KEY = "synthaug.card"
 USER_ERRORS = (SynthaugError, CardError)
 SHAPE, CLASSES = (1, 8, 8), 3
 
@@ -56,7 +54,7 @@ def _safetensors_with_card(src: Path, dest: Path, edit, tensors_edit=None) -> Pa
     return dest
 
 
-# --------------------------------------------------------------------------- item 6: bounded before allocation
+# --------------------------------------------------------------------------- crafted files refused before allocating
 
 def _many_classes(card):  # with embed_dim 4096: a 1.5 GiB label embedding on the old code
     card.update(num_classes=100_000, class_names=[f"c{i}" for i in range(100_000)])
@@ -89,7 +87,7 @@ def _crafted(tiny, directory: Path, case_id: str) -> tuple[Path, str]:
     _, kind, edit, needle = next(c for c in CRAFTED if c[0] == case_id)
     dest = directory / f"{case_id}.{kind}"
     if not dest.exists():
-        (_safetensors_with_card if kind == "safetensors" else _onnx_with_card)(tiny[kind], dest, edit)
+        (_safetensors_with_card if kind == "safetensors" else onnx_with_card)(tiny[kind], dest, edit)
     return dest, needle
 
 
@@ -171,7 +169,7 @@ def _half_weights(tensors):
 def test_file_whose_contents_contradict_its_card(capsys, tiny, tmp_path, kind, edit, tensors_edit, needle):
     dest = tmp_path / f"lie.{kind}"
     if kind == "onnx":
-        _onnx_with_card(tiny["onnx"], dest, edit)
+        onnx_with_card(tiny["onnx"], dest, edit)
     else:
         _safetensors_with_card(tiny["safetensors"], dest, edit, tensors_edit)
     with pytest.raises(USER_ERRORS) as err:
@@ -195,7 +193,7 @@ def test_oversized_card_json_is_refused_before_parsing():
         GeneratorCard.from_json(text, source="m.onnx")
 
 
-# --------------------------------------------------------------------------- item 7: strict types and ranges
+# --------------------------------------------------------------------------- card values: strict types and ranges
 
 def _card_dict(**changes):
     d = GeneratorCard("dcgan", {}, [1, 8, 8], 2, ["a", "b"], {"name": "noise", "shape": [4], "distribution": "normal"},
@@ -272,7 +270,7 @@ def test_huge_values_are_cut_short_in_the_message():
     assert len(str(err.value)) < 300
 
 
-# --------------------------------------------------------------------------- item 8: info escapes
+# --------------------------------------------------------------------------- info escapes control characters
 
 def test_info_escapes_control_characters(capsys, tmp_path):
     torch.manual_seed(0)
@@ -291,7 +289,7 @@ def test_info_escapes_control_characters(capsys, tmp_path):
     assert lines[5] == r"dataset:       data\x1b]0;owned\x07 (3 images, f\\x)"
 
 
-# --------------------------------------------------------------------------- item 9: ONNX output checked
+# --------------------------------------------------------------------------- ONNX output checked
 
 def _batch_dropping_onnx(dest: Path, card_json: str) -> Path:
     """A graph that honours the interface's names and types but returns one image fewer than
@@ -331,7 +329,7 @@ def test_onnx_model_returning_fewer_images_than_labels(capsys, tiny, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["drops.onnx"]
 
 
-# --------------------------------------------------------------------------- item 10: SyntheticReplace
+# --------------------------------------------------------------------------- SyntheticReplace keeps its model
 
 def _write_model(directory: Path, seed: int) -> GeneratorCard:
     """A tiny generator at ``directory/g.safetensors``; its card names the seed, so two differ."""
@@ -389,7 +387,7 @@ def test_replace_pool_memory_is_bounded_once_the_card_is_known(tmp_path, monkeyp
         transform(image=np.zeros((8, 8), np.uint8), label=0)
 
 
-# --------------------------------------------------------------------------- item 19: pixel_max optional
+# --------------------------------------------------------------------------- pixel_max optional
 
 def test_card_without_pixel_max_samples_at_255(capsys, tmp_path):
     torch.manual_seed(0)
