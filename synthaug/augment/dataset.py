@@ -1,19 +1,19 @@
-"""``SyntheticDataset``: a real map-style dataset plus synthetic items of chosen classes."""
+"""``SyntheticDataset``: a real map-style dataset plus synthetic items of chosen classes.
+
+This module holds the dataset itself and the checks of the real items it wraps (labels, class
+names, image shapes, the transform's call). What it is built from lives beside it: the pools
+shared with DataLoader workers in :mod:`synthaug.augment.pools`, the background generation of
+the next epoch's pool in :mod:`synthaug.augment.prefetch`, and what ``generator=`` stands for
+(a sampler, a path, a family fitted on first use) in :mod:`synthaug.augment.resolve`.
+"""
 
 from __future__ import annotations
 
-import errno
-import math
-import mmap
 import os
 import sys
-import tempfile
-import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -21,13 +21,15 @@ from torch.utils.data import Dataset
 from ..data.allocation import DEFAULT_RATIO, repeated_items, short_names, synthetic_counts
 from ..data.sources import dataset_item, dataset_length
 from ..errors import SynthaugError
-from ..models.registry import list_models
-from ..runtime.load import load
 from ..runtime.sampler import Sampler
 from ..seeding import derive
-from ..train.cache import cached_fit
 from .dose_check import checked_counts
 from .formats import FORMATS, ItemFormat, LabelFormat
+from .pools import SharedPools
+from .prefetch import Prefetcher
+from .resolve import resolve_generator
+
+__all__ = ["SyntheticDataset", "is_albumentations"]
 
 
 class SyntheticDataset(Dataset):
@@ -152,7 +154,7 @@ class SyntheticDataset(Dataset):
         self.format = ItemFormat.detect(first[0])
         if not isinstance(check_dose, bool):
             raise SynthaugError(f"check_dose: expected True or False, got {check_dose!r}")
-        sampler, fitted = _resolve_generator(
+        sampler, fitted = resolve_generator(
             real, generator, sampler, {"unlabeled": unlabeled, "fit_steps": fit_steps, "cache_dir": cache_dir},
             seed=self.seed, progress=progress, channels=self.format.shape_chw[0])
         resize = resize or fitted is not None  # fitted on these images, at the nearest size the family makes
@@ -189,7 +191,7 @@ class SyntheticDataset(Dataset):
         self._memory = SharedPools((2, n, *self.format.shape_chw), keep_in_memory)
         self.sampler: Sampler | None = sampler
         self.prefetch = prefetch
-        self._prefetcher: _Prefetcher | None = None
+        self._prefetcher: Prefetcher | None = None
         self.set_epoch(0)
 
     def class_balanced_weights(self) -> torch.Tensor:
@@ -269,7 +271,7 @@ class SyntheticDataset(Dataset):
             self._epoch.fill_(epoch)
         if self.prefetch and self.num_synthetic and pool + 1 not in self._slot_pools.tolist():
             slot = 1 - self._slot_pools.tolist().index(pool)
-            self._prefetcher = _Prefetcher(self, pool + 1, slot)
+            self._prefetcher = Prefetcher(self._generate, pool + 1, slot)
 
     def _current_pool(self) -> int:
         # Before the first set_epoch the epoch is -1, and -1 // k is -1: no slot's pool.
@@ -318,172 +320,6 @@ class SyntheticDataset(Dataset):
         if names is not None and [str(n) for n in names] != self.class_names:
             raise SynthaugError(f"the dataset's classes {short_names(names)} differ from the generator's "
                                 f"{short_names(self.class_names)}: expected the same classes in the same order")
-
-
-def _resolve_generator(real: Dataset, generator: Any, sampler: Any, fit_options: dict[str, Any], *, seed: int,
-                       progress: bool, channels: int) -> tuple[Sampler, Any]:
-    """The sampler ``generator`` (or its old name ``sampler``) stands for, and the
-    :class:`~synthaug.train.cache.CachedFit` when it was fitted here on ``real`` (a family
-    name), else None."""
-    if (generator is None) == (sampler is None):
-        got = "both" if generator is not None else "neither"
-        raise SynthaugError(f"expected exactly one of generator= and its old name sampler=, got {got}")
-    given = generator if generator is not None else sampler
-    # An existing path wins over a family name of the same spelling: it is what the user has on disk.
-    if isinstance(given, str) and given in list_models() and not os.path.exists(given):
-
-        fitted = cached_fit(real, given, unlabeled=fit_options["unlabeled"], steps=fit_options["fit_steps"],
-                            seed=seed, cache_dir=fit_options["cache_dir"], progress=progress, channels=channels)
-        return fitted.sampler, fitted
-    fit_only = [name for name, value in fit_options.items() if value is not None]
-    if fit_only:
-        what = f"the path {os.fspath(given)!r}" if isinstance(given, (str, os.PathLike)) else \
-            f"a ready {type(given).__name__}"
-        verb = "applies" if len(fit_only) == 1 else "apply"
-        raise SynthaugError(f"{', '.join(fit_only)}: {verb} only to a generator fitted on first use, expected "
-                            f"generator=<family name> ({', '.join(list_models())}), got {what}")
-    return _ready_sampler(given), None
-
-
-def _ready_sampler(given: Any) -> Sampler:
-    """A sampler as it is, or the one a run directory, ``.safetensors`` or ``.onnx`` path holds."""
-    if isinstance(given, (str, os.PathLike)):
-        if not os.path.exists(given):
-            raise SynthaugError(f"generator: expected a registered family ({', '.join(list_models())}) or an "
-                                f"existing run directory, .safetensors or .onnx file, got {os.fspath(given)!r}")
-        return load(given)
-    if not (hasattr(given, "card") and callable(getattr(given, "sample", None))):
-        raise SynthaugError(f"generator: expected a Sampler, a path to a run directory, .safetensors or .onnx "
-                            f"file, or a family name, got {type(given).__name__}")
-    return given
-
-
-class SharedPools:
-    """The current epoch, the pool each slot holds (``epoch // refresh_every``) and the two
-    slots' pools, in one block of memory shared with DataLoader workers without copies.
-
-    The block is a memfd (or, with ``keep_in_memory=False`` or where there is no memfd, an
-    unlinked temporary file) mapped ``MAP_SHARED``: forked workers inherit the mapping, so
-    writes by ``set_epoch`` in the main process reach persistent workers; a spawned or
-    forkserver worker receives the file descriptor when the dataset is pickled for it, not the
-    bytes. It is not torch shared memory, so ``/dev/shm`` is never used, and it is reserved
-    up front (``posix_fallocate``) with no copy, so peak memory is the pools' size once.
-    """
-
-    HEADER = 64  # epoch (int64), the two slots' pool numbers (int64), padding
-
-    def __init__(self, pool_shape: tuple[int, ...], keep_in_memory: bool = True, fd: int | None = None) -> None:
-        self.pool_shape, self.keep_in_memory = tuple(pool_shape), keep_in_memory
-        pool_bytes = math.prod(self.pool_shape)
-        fresh = fd is None
-        self.fd = _reserve(self.HEADER + pool_bytes, keep_in_memory, self.pool_shape) if fresh else fd
-        weakref.finalize(self, os.close, self.fd)  # the mapping keeps its own reference
-        self._map = mmap.mmap(self.fd, self.HEADER + pool_bytes)
-        self.epoch = torch.frombuffer(self._map, dtype=torch.int64, count=1).reshape(())
-        self.slot_pools = torch.frombuffer(self._map, dtype=torch.int64, count=2, offset=8)
-        self.pools = (torch.frombuffer(self._map, dtype=torch.uint8, count=pool_bytes, offset=self.HEADER)
-                      .view(self.pool_shape) if pool_bytes else torch.empty(self.pool_shape, dtype=torch.uint8))
-        if fresh:
-            self.epoch.fill_(-1)
-            self.slot_pools.fill_(-1)
-
-    def __reduce__(self):
-        # Pickled for a spawned worker: the descriptor travels (multiprocessing passes it to the
-        # child), the bytes stay where they are.
-        from multiprocessing.reduction import DupFd
-
-        return _attach_pools, (self.pool_shape, self.keep_in_memory, DupFd(self.fd))
-
-
-def _attach_pools(pool_shape: tuple[int, ...], keep_in_memory: bool, dup_fd: Any) -> SharedPools:
-    return SharedPools(pool_shape, keep_in_memory, fd=dup_fd.detach())
-
-
-def _reserve(nbytes: int, keep_in_memory: bool, pool_shape: tuple[int, ...]) -> int:
-    """A file descriptor of ``nbytes`` reserved now, so a shortfall is a clear error here rather
-    than a crash (SIGBUS, the OOM killer) when a page is first written."""
-    in_memory = keep_in_memory and hasattr(os, "memfd_create")
-    where = "memory" if in_memory else f"a temporary file in {tempfile.gettempdir()}"
-    fd = -1
-    try:
-        if in_memory:
-            fd = os.memfd_create("synthaug-pools", os.MFD_CLOEXEC)
-        else:
-            fd, path = tempfile.mkstemp(prefix="synthaug-pools-")
-            os.unlink(path)  # freed with the last descriptor, even after a crash
-        os.ftruncate(fd, nbytes)
-        _preallocate(fd, nbytes)
-    except OSError as err:
-        if fd >= 0:
-            os.close(fd)
-        _, n, c, h, w = pool_shape
-        advice = "pass keep_in_memory=False to keep them in a temporary file on disk" if in_memory else \
-            "free disk space or point TMPDIR at a larger disk"
-        reason = err.strerror or errno.errorcode.get(err.errno, str(err))
-        raise SynthaugError(f"cannot reserve {nbytes / 2**20:.1f} MB for the synthetic pools (2 epochs x {n} "
-                            f"items of {c}x{h}x{w} uint8) in {where}: {reason}; ask for fewer synthetic "
-                            f"items (ratio, per_class) or {advice}") from None
-    return fd
-
-
-def _preallocate(fd: int, nbytes: int) -> None:
-    """Reserve the pages now where the system can (memory or disk space); where it cannot
-    reserve in advance (no posix_fallocate, a filesystem without it), pages come on first write."""
-    if not hasattr(os, "posix_fallocate"):
-        return
-    try:
-        os.posix_fallocate(fd, 0, nbytes)
-    except OSError as err:
-        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-            raise
-
-
-class _Prefetcher:
-    """Generates one epoch's pool in a background thread (torch releases the GIL while it
-    computes, so this overlaps with the training loop or with DataLoader workers).
-
-    The thread is not a daemon: the interpreter waits for it at exit, because a thread killed
-    inside a torch op aborts the process. No process may fork while the thread runs (a forked child would inherit a half-used thread
-    pool): a fork handler waits for it, so non-persistent forked workers simply get no overlap.
-    """
-
-    def __init__(self, dataset: SyntheticDataset, epoch: int, slot: int) -> None:
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(dataset, epoch, slot), daemon=False,
-                                       name=f"synthaug-prefetch-{epoch}")
-        _install_fork_hook()
-        _live_prefetchers.add(self)
-        self.thread.start()
-
-    def _run(self, dataset: SyntheticDataset, epoch: int, slot: int) -> None:
-        try:
-            dataset._generate(epoch, slot)
-        except BaseException as err:  # surfaced by join() in the caller's thread
-            self.error = err
-
-    def join(self) -> None:
-        self.thread.join()
-        _live_prefetchers.discard(self)
-        if self.error is not None:
-            raise self.error
-
-
-_live_prefetchers: weakref.WeakSet = weakref.WeakSet()
-
-
-def _wait_for_prefetchers() -> None:
-    for prefetcher in list(_live_prefetchers):
-        prefetcher.thread.join()
-
-
-_fork_hook_installed = False
-
-
-def _install_fork_hook() -> None:
-    global _fork_hook_installed
-    if not _fork_hook_installed and hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=_wait_for_prefetchers)
-        _fork_hook_installed = True
 
 
 def _first_item(real: Dataset) -> tuple[Any, int]:
