@@ -16,7 +16,7 @@ import synthaug
 from exporters.onnx import export
 from synthaug.models import list_models
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "deploy.md"
 
 BLOCK_IMPORTS = '''
 import sys
@@ -37,7 +37,7 @@ print(_json.dumps({"shape": list(images.shape), "dtype": str(images.dtype), "min
 
 def readme_snippet() -> str:
     match = re.search(r"<!-- deploy-snippet -->\s*```python\n(.*?)```", README.read_text(), re.S)
-    assert match, "README lost its deploy snippet markers"
+    assert match, "docs/deploy.md lost its deploy snippet markers"
     return match.group(1)
 
 
