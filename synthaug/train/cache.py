@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
+import functools
 import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from ..models.registry import get_family
 from ..run import Run
 from ..runtime.sampler import Sampler
 from .fit import DEFAULT_STEPS, default_steps, fit
+from .lock import open_shared_lock_file, take_lock
 from .pseudo_labels import DEFAULT_THRESHOLD, check_threshold
 from .rundir import check_data_outside_run, fit_named_entries
 
@@ -228,53 +228,25 @@ def _exclusive(directory: Path, wait_s: float | None = None) -> Iterator[None]:
     """Hold ``.<name>.lock`` beside ``directory``: one process checks and fits a run at a time,
     the others wait (at most ``wait_s``, default :data:`LOCK_WAIT_S`) and then find it fitted.
     The file stays (removing a lock file others may have opened would let two holders in); the
-    kernel drops the lock if its holder dies. The file is made writable by everyone whatever the
-    umask, and a read-only one is locked through a read-only descriptor (``flock`` needs no
-    write access), so a cache shared between users never locks one of them out."""
+    kernel drops the lock if its holder dies. Any user of a shared cache can lock it
+    (:func:`~synthaug.train.lock.open_shared_lock_file`)."""
     lock = directory.parent / f".{directory.name}.lock"
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
-        fd = _open_lock_file(lock)
+        fd = open_shared_lock_file(lock)
     except OSError as err:
         raise SynthaugError(f"cannot write to the synthaug cache {directory.parent}: "
                             f"{err.strerror or errno.errorcode.get(err.errno, err)}; set SYNTHAUG_CACHE or "
                             f"cache_dir= to a writable folder") from None
     try:
-        _wait_for_lock(fd, directory, LOCK_WAIT_S if wait_s is None else wait_s)
+        wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+        said = functools.partial(log.info, "waiting for another process fitting %s", directory)
+        if not take_lock(fd, wait_s=wait_s, on_wait=said):
+            raise SynthaugError(f"another process has been fitting {directory} for over {wait_s:g} s: expected "
+                                f"it to finish; stop it, or pass another cache_dir=")
         yield
     finally:
         os.close(fd)  # releases the lock
-
-
-def _open_lock_file(lock: Path) -> int:
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    except FileExistsError:
-        try:
-            return os.open(lock, os.O_RDWR | os.O_CLOEXEC)
-        except PermissionError:  # another user's lock file: locking needs only a read descriptor
-            return os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
-    with contextlib.suppress(OSError):
-        os.fchmod(fd, 0o666)  # the umask took write access from the group and others
-    return fd
-
-
-def _wait_for_lock(fd: int, directory: Path, wait_s: float) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
-    except BlockingIOError:
-        log.info("waiting for another process fitting %s", directory)
-    deadline = time.monotonic() + wait_s
-    while True:
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise SynthaugError(f"another process has been fitting {directory} for over {wait_s:g} s: expected "
-                                    f"it to finish; stop it, or pass another cache_dir=") from None
 
 
 def _check_steps(steps: Any) -> int:
