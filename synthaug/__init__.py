@@ -25,11 +25,12 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from .augment import SyntheticDataset, SyntheticMix, cosine_schedule, linear_schedule, synthetic_weight
     from .card import CardError, GeneratorCard
     from .data import ImageData, load_data
-    from .evaluation import EvalReport, evaluate
+    from .evaluation.pipeline import EvalReport, evaluate
     from .models import create_model, list_models, register_model
     from .run import Run
-    from .runtime import FilteredSampler, OnnxSampler, Sampler, TorchSampler, load
-    from .train import fit
+    from .runtime import FilteredSampler, OnnxSampler, Sampler, TorchSampler
+    from .runtime.load import load
+    from .train.fit import fit
 
 # Where each public name lives. They are imported on first use (PEP 562), so that
 # ``import synthaug.runtime`` (the deploy side) runs no training code and ``import synthaug``

@@ -42,7 +42,7 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
               holdout=args.holdout,
               progress=not args.no_progress, device=args.device, eval_every=args.eval_every, keep=args.keep,
               unlabeled=args.unlabeled, precision=args.precision, on_divergence=args.on_divergence,
-              pseudo_labels=args.pseudo_labels, class_balance=args.class_balance)
+              pseudo_labels=args.pseudo_labels, class_balance=args.class_balance, log=args.log)
     if int(os.environ.get("RANK", "0") or 0) > 0:
         return None  # under torchrun, rank 0 alone reports: stdout stays one JSON line
     card = run.card
@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-divergence", choices=("restart", "stop"), default="restart",
                    help="on a non-finite loss: go back to the last checkpoint with halved learning rates, at most "
                    "3 times (default), or stop")
+    p.add_argument("--log", choices=("tensorboard",), help="also write the losses, quality metrics and sample "
+                   "grids as TensorBoard events in OUT/tensorboard (needs: pip install \"synthaug[tensorboard]\")")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_cmd_fit)
 

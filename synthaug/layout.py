@@ -10,5 +10,7 @@ SAMPLES_GLOB = "samples_*.png"
 SAMPLES_REGEX = r"samples_\d{6,}\.png"  # SAMPLES_PATTERN's names: six digits, more past step 999999
 LOCK_FILE = ".synthaug.lock"        # held (fcntl.flock) by the one process writing the run; holds its pid
 WRITE_PROBE = ".synthaug-write-test"  # created and removed at once to check the directory is writable
+TENSORBOARD_DIR = "tensorboard"    # fit log="tensorboard": TensorBoard's event files, nothing else
+TENSORBOARD_EVENTS_REGEX = r"events\.out\.tfevents\.[\w.\-]+"  # the names TensorBoard gives them
 #: What fit writes directly into a run directory (sample grids and temp files come on top).
 RUN_FILES = (CARD_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, LOG_FILE, FEATURES_FILE)

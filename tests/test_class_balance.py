@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 import synthaug
 from conftest import TINY
 from synthaug.data import per_class_subset
-from synthaug.train.loop import ClassBalancedBatches, EpochBatches
+from synthaug.train.batches import ClassBalancedBatches, EpochBatches
 
 TINY_CFG = TINY["dcgan"]["config"]
 LONG_TAIL = [100, 100, 100, 5, 5]

@@ -8,7 +8,7 @@ import pytest
 
 import synthaug
 from conftest import TINY
-from synthaug.train.loop import ESTIMATE_AFTER, _duration
+from synthaug.train.callbacks import ESTIMATE_AFTER, duration as _duration
 
 
 def _fit(out, steps, **kw):

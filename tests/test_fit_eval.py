@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 import synthaug
 import synthaug.atomic
 from conftest import TINY, expect_error, run_cli, snapshot, tiny_set_args, write_npz
-from synthaug.evaluation import monitor
+from synthaug.metrics import monitor
 from synthaug.layout import CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOG_FILE, WEIGHTS_FILE
 
 # A learning rate too high for the generator: its FID worsens after the first evaluation, so

@@ -133,18 +133,18 @@ def test_data_inside_the_run_directory_is_refused(capsys, run_copy, tmp_path, ma
 
 
 def test_interrupted_force_fit_keeps_the_old_run(capsys, run_copy, monkeypatch):
-    fit_module = importlib.import_module("synthaug.train.loop")
+    callbacks = importlib.import_module("synthaug.train.callbacks")
 
     before = snapshot(run_copy)
     grids: list[Path] = []
-    real_write_grid = fit_module.TrainingLoop.write_grid
+    real_write_grid = callbacks.SampleGrids.write
 
-    def write_grid_then_ctrl_c(loop):
-        real_write_grid(loop)  # the new run has started writing: now the user presses Ctrl-C
+    def write_grid_then_ctrl_c(grids_callback, loop):
+        real_write_grid(grids_callback, loop)  # the new run has started writing: now the user presses Ctrl-C
         grids.extend(loop.out.glob("samples_*.png"))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fit_module.TrainingLoop, "write_grid", write_grid_then_ctrl_c)
+    monkeypatch.setattr(callbacks.SampleGrids, "write", write_grid_then_ctrl_c)
     rc, _, err = run_cli(capsys, "fit", "digits", "--out", run_copy, "--force", "--seed", "1", *TINY,
                          "--sample-every", "1")
     assert rc == 130, err

@@ -11,6 +11,7 @@ import logging
 import os
 import resource
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,15 @@ from ..errors import SynthaugError
 from ..layout import CHECKPOINT_FILE, FEATURES_FILE
 from ..models import get_family, list_models
 from ..run import Run
+from ..seeding import SEED_SCHEME
+from .callbacks import Callback, Checkpoints, DivergenceGuard, ProgressBar, QualityEvaluation, SampleGrids, TimeEstimate
 from .distributed import Processes, join
-from .pseudo_labels import UNSET, check_threshold
+from .loop import CHECKPOINT_FORMAT, FitSettings, TrainingLoop
+from .options import KEEP_CHOICES, FitOptions
+from .pseudo_labels import UNSET
 from .rundir import RunDirectory, check_data_outside_run, resolve_run_path
-from .loop import CHECKPOINT_FORMAT, KEEP_CHOICES, FitSettings, TrainingLoop
-from ..models.step import check_precision
+from .seeds import SCHEMES
+from .tensorboard import TensorBoardLogger
 
 DEFAULT_STEPS = 3000
 #: From 32x32 up, fewer default steps for datasets smaller than this (see default_steps).
@@ -36,8 +41,6 @@ SHORT_FIT_STEPS = 1500
 DEFAULT_MODEL = "dcgan"
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_SEED = 0
-#: What ``on_divergence`` may say, and how often ``restart`` goes back before giving up.
-ON_DIVERGENCE = ("restart", "stop")
 
 log = logging.getLogger("synthaug")
 
@@ -49,7 +52,8 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         checkpoint_every: int = 500, holdout: float | None = None, progress: bool = True,
         device: str | None = None, eval_every: int | None = None, keep: str | None = None,
         unlabeled: Any = None, pseudo_labels: float | str | None = UNSET, precision: str | None = None,
-        on_divergence: str = "restart", class_balance: float | None = None) -> Run:
+        on_divergence: str = "restart", class_balance: float | None = None, log: str | None = None,
+        callbacks: Sequence[Callback] | None = None) -> Run:
     """Fit a class-conditional generator on ``data`` and write a run directory to ``out``.
 
     Args:
@@ -100,6 +104,11 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
             checkpoint (or the start) with every learning rate halved, says so on stderr and in
             the card's ``training["restarts"]``, and gives up after 3 restarts; ``"stop"`` stops
             at once. Either way the error names the step and the loss.
+        log: ``"tensorboard"`` also writes the losses, the quality metrics (``eval_every``) and the
+            sample grids as TensorBoard events in ``out/tensorboard`` (the ``tensorboard`` extra).
+        callbacks: more :class:`synthaug.train.callbacks.Callback` objects, called after fit's own
+            (progress, time estimate, quality metrics, grids, checkpoints, divergence guard) at
+            every step.
 
     Under ``torchrun --nproc_per_node=N`` (see :mod:`synthaug.train.distributed`) every process
     calls ``fit`` with the same arguments; ``batch_size`` is the global batch, split evenly over the
@@ -111,41 +120,15 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
         >>> run.card.training["steps"], run.sampler().sample([0, 1], seed=0).shape
         (2, torch.Size([2, 1, 8, 8]))
     """
-    _check_positive(batch_size=batch_size, sample_every=sample_every, checkpoint_every=checkpoint_every,
-                    steps=steps, epochs=epochs, eval_every=eval_every)
-    if keep is not None and keep not in KEEP_CHOICES:
-        raise SynthaugError(f"keep: expected one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
-    if keep == "best" and eval_every is None and not resume:  # a resumed run has its own, checked below
-        raise SynthaugError("--keep best needs --eval-every N (it keeps the evaluation step with the lowest FID), "
-                            "got no --eval-every")
-    pseudo_given = not (isinstance(pseudo_labels, str) and pseudo_labels == UNSET)
-    pseudo_labels = check_threshold(pseudo_labels)
-    if pseudo_given and unlabeled is None:
-        raise SynthaugError(f"--pseudo-labels {pseudo_labels if pseudo_labels is not None else 'off'} needs "
-                            f"--unlabeled: the pseudo-labels are given to unlabelled images, and none were given")
-    if precision is not None:
-        check_precision(precision)
-    if class_balance is not None and (isinstance(class_balance, bool) or not isinstance(class_balance, (int, float))
-                                      or not 0 <= class_balance <= 1):
-        raise SynthaugError(f"class_balance: expected a number in [0, 1], got {class_balance!r}")
-    if on_divergence not in ON_DIVERGENCE:
-        raise SynthaugError(f"--on-divergence: expected one of {', '.join(ON_DIVERGENCE)}, got {on_divergence!r}")
-    if holdout is not None and not 0.0 <= holdout < 1.0:
-        raise SynthaugError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
-    if steps is not None and epochs is not None:
-        raise SynthaugError(f"expected --steps or --epochs, got both ({steps} steps, {epochs} epochs)")
-    family = get_family(model or DEFAULT_MODEL)
+    given = dict(locals())
+    data, out = given.pop("data"), given.pop("out")
+    options = FitOptions(**{**given, "callbacks": tuple(callbacks or ())})
+    family = get_family(options.model or DEFAULT_MODEL)
     if not resume:  # a resumed run's config is checked against its checkpoint's family instead
         family.config(config)  # reject bad hyper-parameters before touching the disk or the data
     procs, device = join(resolve_device(device))
     try:
-        run = _fit(procs, family, device, data=data, out=out, model=model, config=config, steps=steps,
-                   epochs=epochs, batch_size=batch_size, seed=seed, image_size=image_size, channels=channels,
-                   skip_bad_files=skip_bad_files, resume=resume, force=force, sample_every=sample_every,
-                   checkpoint_every=checkpoint_every, holdout=holdout, progress=progress, eval_every=eval_every,
-                   keep=keep, unlabeled=unlabeled, pseudo_labels=pseudo_labels, pseudo_given=pseudo_given,
-                   precision=precision, class_balance=class_balance,
-                   on_divergence=on_divergence)
+        run = _fit(procs, family, device, data, out, options)
     except BaseException:
         # The error that stopped this rank is the one to report, not a collective failing after it
         # (another rank may already be gone).
@@ -156,75 +139,81 @@ def fit(data: Any, out: str | os.PathLike, model: str | None = None, *, config: 
     return run
 
 
-def _fit(procs: Processes, family, device: torch.device, *, data, out, model, config, steps, epochs, batch_size,
-         seed, image_size, channels, skip_bad_files, resume, force, sample_every, checkpoint_every, holdout, progress,
-         eval_every, keep, unlabeled, pseudo_labels, pseudo_given, precision, class_balance, on_divergence) -> Run:
-    """fit's work once the arguments are checked and this process knows its rank and device."""
-    if procs.distributed and batch_size is not None and batch_size % procs.world_size:
-        raise SynthaugError(f"--batch-size {batch_size} does not split evenly over {procs.world_size} processes: "
+def _fit(procs: Processes, family, device: torch.device, data: Any, out: str | os.PathLike,
+         options: FitOptions) -> Run:
+    """fit's work once the options are checked and this process knows its rank and device."""
+    o = options
+    if procs.distributed and o.batch_size is not None and o.batch_size % procs.world_size:
+        raise SynthaugError(f"--batch-size {o.batch_size} does not split evenly over {procs.world_size} processes: "
                             f"expected a multiple of {procs.world_size}")
     path = resolve_run_path(out)
-    check_data_outside_run(path, [data, unlabeled])
-    if unlabeled is not None:
-        check_unlabeled_apart(data, unlabeled)
-    given = {"--model": model, "--batch-size": batch_size, "--seed": seed, "--image-size": image_size,
-             "--channels": channels, "--holdout": holdout, "--eval-every": eval_every, "--keep": keep,
-             "--precision": precision, "--pseudo-labels": (pseudo_labels or "off") if pseudo_given else None,
-             "--class-balance": float(class_balance) if class_balance is not None else None}
+    check_data_outside_run(path, [data, o.unlabeled])
+    if o.unlabeled is not None:
+        check_unlabeled_apart(data, o.unlabeled)
     quiet = _FollowerLogs() if not procs.is_main else contextlib.nullcontext()
-    with quiet, _run_directory(procs, path, resume, force) as run_dir:
+    with quiet, _run_directory(procs, path, o.resume, o.force) as run_dir:
         checkpoint = _read_checkpoint(path / CHECKPOINT_FILE) if run_dir.resuming else None
         settings: FitSettings | None = None
         if checkpoint is not None:
             settings = _settings_from_checkpoint(checkpoint, path / CHECKPOINT_FILE)
-            _check_resume_options(settings, given, config, path)
+            _check_resume_options(settings, o.given_for_resume(), o.config, path)
             if settings.world_size != procs.world_size:
                 raise SynthaugError(_world_size_clash(out, settings.world_size, procs.world_size))
             family = get_family(settings.model)
-        dataset = load_data(data, image_size=settings.image_size if settings else image_size,
-                            channels=settings.channels if settings else channels,
-                            skip_bad_files=skip_bad_files, supported_sizes=family.generator_cls.image_sizes)
+        dataset = load_data(data, image_size=settings.image_size if settings else o.image_size,
+                            channels=settings.channels if settings else o.channels,
+                            skip_bad_files=o.skip_bad_files, supported_sizes=family.generator_cls.image_sizes)
         if settings is None:
-            holdout = family.trainer_cls.default_holdout if holdout is None else holdout
-            auto = _size_defaults(family, dataset, dict(config or {}))
-            if auto:
-                log.info("fit: %s images: %s by default (--set KEY=VALUE to choose)",
-                         "x".join(map(str, dataset.image_shape[1:])),
-                         ", ".join(f"{k} {v}" for k, v in auto.items()))
-            settings = FitSettings(model or DEFAULT_MODEL, {**auto, **(config or {})},
-                                   DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
-                                   DEFAULT_SEED if seed is None else seed, dataset.image_shape[1],
-                                   dataset.image_shape[0], dataset.fingerprint(), holdout, eval_every or 0,
-                                   keep or "last", world_size=procs.world_size, precision=precision or "fp32",
-                                   class_balance=float(class_balance or 0.0))
-            if settings.batch_size % procs.world_size:
-                raise SynthaugError(f"--batch-size {settings.batch_size} does not split evenly over "
-                                    f"{procs.world_size} processes: expected a multiple of {procs.world_size}")
+            settings = _new_settings(family, dataset, o, procs)
         elif settings.data_fingerprint != dataset.fingerprint():
             raise SynthaugError(f"cannot resume {out}: expected the data it was fitted on "
                                 f"({settings.data_fingerprint}), got different data ({dataset.fingerprint()})")
-        extra = _load_unlabeled(unlabeled, family, dataset, skip_bad_files)
+        extra = _load_unlabeled(o.unlabeled, family, dataset, o.skip_bad_files)
         unlabeled_fingerprint = extra.fingerprint() if extra is not None else None
         if checkpoint is None:
             settings.unlabeled_fingerprint = unlabeled_fingerprint
-            settings.pseudo_label_threshold = pseudo_labels if extra is not None else None
+            settings.pseudo_label_threshold = o.pseudo_label_threshold if extra is not None else None
         elif settings.unlabeled_fingerprint != unlabeled_fingerprint:
             raise SynthaugError(f"cannot resume {out}: expected the unlabelled data it was fitted with "
                                 f"({settings.unlabeled_fingerprint or 'none'}), got {unlabeled_fingerprint or 'none'}")
 
-        loop = TrainingLoop(dataset, settings, device, progress and procs.is_main, extra, procs, on_divergence)
-        if settings.eval_every and procs.is_main:
-            loop.prepare_quality(path / FEATURES_FILE if run_dir.resuming else None)
-        total = _total_steps(steps, epochs, loop.steps_per_epoch,
+        loop = TrainingLoop(dataset, settings, device, o.progress and procs.is_main, extra, procs)
+        quality = QualityEvaluation(loop, settings.eval_every, path / FEATURES_FILE if run_dir.resuming else None) \
+            if settings.eval_every and procs.is_main else None
+        total = _total_steps(o.steps, o.epochs, loop.steps_per_epoch,
                              default=default_steps(settings.image_size, len(dataset)))
         if checkpoint is not None:
             loop.restore(checkpoint, path / CHECKPOINT_FILE)
-            if steps is None and epochs is None:
+            if o.steps is None and o.epochs is None:
                 total = checkpoint["total_steps"]  # finish what was asked for originally
         # Only now, with data, model and device known to be good, may an old run be replaced.
         loop.out = procs.outcome(run_dir.open)
-        loop.run(total, sample_every, checkpoint_every, after_checkpoint=run_dir.checkpoint_written)
+        callbacks = [ProgressBar(o.progress and procs.is_main), TimeEstimate(), *([quality] if quality else []),
+                     SampleGrids(loop, o.sample_every), Checkpoints(o.checkpoint_every, run_dir.checkpoint_written),
+                     DivergenceGuard(o.on_divergence)]
+        if o.log == "tensorboard" and procs.is_main:
+            callbacks.append(TensorBoardLogger())
+        loop.run(total, [*callbacks, *o.callbacks])
     return Run(out)
+
+
+def _new_settings(family, dataset: ImageData, o: FitOptions, procs: Processes) -> FitSettings:
+    """A new run's settings: the options given, the defaults for the rest."""
+    holdout = family.trainer_cls.default_holdout if o.holdout is None else o.holdout
+    auto = _size_defaults(family, dataset, dict(o.config or {}))
+    if auto:
+        log.info("fit: %s images: %s by default (--set KEY=VALUE to choose)",
+                 "x".join(map(str, dataset.image_shape[1:])), ", ".join(f"{k} {v}" for k, v in auto.items()))
+    settings = FitSettings(o.model or DEFAULT_MODEL, {**auto, **(o.config or {})},
+                           DEFAULT_BATCH_SIZE if o.batch_size is None else o.batch_size,
+                           DEFAULT_SEED if o.seed is None else o.seed, dataset.image_shape[1],
+                           dataset.image_shape[0], dataset.fingerprint(), holdout, o.eval_every or 0,
+                           o.keep or "last", world_size=procs.world_size, precision=o.precision or "fp32",
+                           class_balance=float(o.class_balance or 0.0), seed_scheme=SEED_SCHEME)
+    if settings.batch_size % procs.world_size:
+        raise SynthaugError(f"--batch-size {settings.batch_size} does not split evenly over "
+                            f"{procs.world_size} processes: expected a multiple of {procs.world_size}")
+    return settings
 
 
 def _world_size_clash(out, fitted: int, now: int) -> str:
@@ -335,13 +324,6 @@ def resolve_device(device: str | None) -> torch.device:
     return dev
 
 
-def _check_positive(**values: int | None) -> None:
-    bad = [f"{k} must be a positive integer, got {v!r}" for k, v in values.items()
-           if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1)]
-    if bad:
-        raise SynthaugError("; ".join(bad))
-
-
 def _total_steps(steps: int | None, epochs: int | None, steps_per_epoch: int, default: int) -> int:
     if steps is not None:
         return steps
@@ -371,7 +353,7 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 _SETTING_TYPES = {"model": str, "config": dict, "batch_size": int, "seed": int, "image_size": int,
                   "channels": int, "data_fingerprint": str, "holdout": (int, float), "eval_every": int, "keep": str,
                   "pseudo_label_threshold": (float, type(None)), "world_size": int, "precision": str,
-                  "class_balance": (int, float)}
+                  "class_balance": (int, float), "seed_scheme": int}
 
 
 def _settings_from_checkpoint(state: dict[str, Any], path: Path) -> FitSettings:
@@ -389,6 +371,8 @@ def _settings_from_checkpoint(state: dict[str, Any], path: Path) -> FitSettings:
         problems.append(f"eval_every is {raw['eval_every']!r}")
     if not problems and raw.get("keep", "last") not in KEEP_CHOICES:
         problems.append(f"keep is {raw['keep']!r}")
+    if not problems and raw.get("seed_scheme", 1) not in SCHEMES:
+        problems.append(f"seed_scheme is {raw['seed_scheme']!r}")
     if problems:
         raise SynthaugError(f"{path}: checkpoint settings do not match this synthaug ({'; '.join(problems)}): "
                             f"expected a checkpoint written by synthaug {__version__}; start again with --force")

@@ -2,12 +2,13 @@
 
 A family's trainer yields its losses phase by phase; the loop steps them
 (:mod:`synthaug.models.step`), on one process or several under torchrun
-(:mod:`synthaug.train.distributed`), reads the logs back every ``LOG_SYNC_EVERY`` steps, writes
-grids and checkpoints, and on a non-finite loss either stops or goes back to the last good state
-with halved learning rates (``on_divergence``). Every random draw is derived from the seed: the
-model initialisation, the batch order of each epoch (a pure function of seed and epoch) and the
-training noise (one generator per rank whose state is checkpointed), so a resumed run is bitwise
-equal to an uninterrupted one on CPU.
+(:mod:`synthaug.train.distributed`), and reads the logs back every ``LOG_SYNC_EVERY`` steps or
+when a callback is due. Everything else it does after a step (progress, time estimate, quality
+metrics, grids, checkpoints, the divergence guard, loggers) is a callback
+(:mod:`synthaug.train.callbacks`). Every random draw is derived from the seed
+(:mod:`synthaug.train.seeds`): the model initialisation, the batch order of each epoch (a pure
+function of seed and epoch) and the training noise (one generator per rank whose state is
+checkpointed), so a resumed run is bitwise equal to an uninterrupted one on CPU.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import io
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,30 +34,26 @@ from ..data import ImageData
 from ..data.images import held_out_counts, stratified_split
 from ..data.unlabeled import UnlabeledImages
 from ..errors import SynthaugError, first_line
-from ..grid import save_grid
-from ..layout import CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOG_FILE, SAMPLES_PATTERN, WEIGHTS_FILE
-from ..metrics.monitor import QualityMonitor, feature_network, write_feature_network
+from ..layout import CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOG_FILE, WEIGHTS_FILE
+from ..metrics.monitor import write_feature_network
 from ..models import GeneratorTrainer, create_model
 from ..models.config import split_config
-from ..progress import progress_bar
-from ..runtime import draw_noise
-from ..weights import save_generator
 from ..models.step import GradientSync, StepRunner, stack_logs
-from .distributed import RANK_STREAM, Processes
+from ..weights import save_generator
+from .batches import ClassBalancedBatches, EpochBatches
+from .callbacks import Callback, KeptGenerator
+from .distributed import Processes
 from .pseudo_labels import pseudo_label
+from .seeds import RunSeeds
+from ..seeding import SEED_SCHEME
+
+__all__ = ["CHECKPOINT_FORMAT", "KEEP_CHOICES", "LOG_SYNC_EVERY", "FitSettings", "TrainingLoop", "dataset_label",
+           "holdout_split"]
 
 CHECKPOINT_FORMAT = 1
-#: Offset of the unlabelled batches' seed from the fit seed: their own stream of permutations.
-UNLABELED_STREAM = 7919
-#: Steps timed before fit says how long the rest will take (the first steps include warm-up, so
-#: the estimate errs long).
-ESTIMATE_AFTER = 20
-#: Seed offset of the pseudo-labelling classifier (apart from the networks, batches and grids).
-PSEUDO_LABEL_STREAM = 5
 #: Steps between reads of the logs from the device (one host sync for all of them); the logs are
 #: also read before every grid, evaluation and checkpoint, so none of those sees an unchecked step.
 LOG_SYNC_EVERY = 25
-MAX_RESTARTS = 3
 #: What ``keep`` may say: the generator of the last step, or of the evaluation step with the lowest FID.
 KEEP_CHOICES = ("last", "best")
 
@@ -88,79 +85,40 @@ class FitSettings:
     # fit class_balance: 0 draws batches in the data's class mix, 1 every class alike
     # (ClassBalancedBatches); the generator's fake labels follow the real batch's.
     class_balance: float = 0.0
-
-
-class EpochBatches:
-    """The indices of step ``s``'s batch: a pure function of (seed, step), so a resumed run needs no
-    state to draw the same batches. Each epoch is a fresh permutation; a set smaller than the batch
-    is repeated to fill it."""
-
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.steps_per_epoch = max(1, n // batch_size)
-        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
-
-    def __call__(self, step: int) -> torch.Tensor:
-        epoch, i = divmod(step, self.steps_per_epoch)
-        if self._epoch != epoch:
-            self._perm = self._order(torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
-            self._epoch = epoch
-        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
-
-    def _order(self, g: torch.Generator) -> torch.Tensor:
-        perm = torch.randperm(self.n, generator=g)
-        return perm.repeat(-(-self.batch_size // self.n)) if self.n < self.batch_size else perm
-
-
-class ClassBalancedBatches(EpochBatches):
-    """Like :class:`EpochBatches`, but an epoch's ``steps_per_epoch * batch_size`` indices are
-    drawn with replacement, image ``i`` of class ``c`` with probability proportional to
-    ``n_c ** -balance``: ``balance=1`` gives every class the same share of the batches (a rare
-    class of 5 images among classes of 300 gets 1/K of the class-term updates instead of 0.3%),
-    ``balance=0.5`` goes half way on a log scale.
-
-    Example:
-        >>> batches = ClassBalancedBatches(torch.tensor([0] * 90 + [1] * 10), 50, seed=0, balance=1.0)
-        >>> 0.3 < (batches(0) >= 90).float().mean().item() < 0.7
-        True
-    """
-
-    def __init__(self, labels: torch.Tensor, batch_size: int, seed: int, balance: float) -> None:
-        super().__init__(len(labels), batch_size, seed)
-        counts = torch.bincount(labels).double()
-        self.weights = counts[labels] ** -balance
-
-    def _order(self, g: torch.Generator) -> torch.Tensor:
-        return torch.multinomial(self.weights, self.steps_per_epoch * self.batch_size, replacement=True, generator=g)
-
-
-def _duration(seconds: float) -> str:
-    """``42 s``, ``7.5 min`` or ``2.1 h``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
+    # How the run's random streams derive from its seed (synthaug.train.seeds); checkpoints of
+    # earlier releases carry none and resume with scheme 1.
+    seed_scheme: int = 1
 
 
 class TrainingLoop:
-    """One fit's training state and the loop over it (see the module docstring)."""
+    """One fit's training state and the step order over it; the rest is callbacks.
 
-    def __init__(self, data: ImageData, settings: FitSettings, device: torch.device, progress: bool,
-                 unlabeled: UnlabeledImages | None = None, procs: Processes = Processes(),
-                 on_divergence: str = "restart") -> None:
-        self.data, self.settings, self.progress = data, settings, progress
-        self.procs, self.on_divergence = procs, on_divergence
+    Example (what ``fit`` does, without a run directory's guarantees):
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from synthaug.data import load_data
+        >>> data = load_data("digits")
+        >>> settings = FitSettings("dcgan", {"g_width": 8, "d_width": 8}, 32, 0, 8, 1, data.fingerprint())
+        >>> loop = TrainingLoop(data, settings, torch.device("cpu"))
+        >>> loop.out = Path(tempfile.mkdtemp())
+        >>> loop.run(3, [])  # no callbacks: no grids, no checkpoints
+        >>> loop.step, loop.trainer.training
+        (3, True)
+    """
+
+    def __init__(self, data: ImageData, settings: FitSettings, device: torch.device, progress: bool = False,
+                 unlabeled: UnlabeledImages | None = None, procs: Processes = Processes()) -> None:
+        self.data, self.settings, self.progress, self.procs, self.device = data, settings, progress, procs, device
+        self.seeds = RunSeeds(settings.seed, settings.seed_scheme)
         self.runner = StepRunner(settings.precision, GradientSync(procs.world_size) if procs.distributed else None)
         self.out: Path | None = None  # set once the run directory is open
-        self.device = device
         # Initialise the networks from the seed without disturbing the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             self.trainer: GeneratorTrainer = create_model(settings.model, settings.config,
                                                           data.image_shape, data.num_classes)
         self.trainer.to(self.device)
-        train_idx, test_idx = holdout_split(data.labels, settings.holdout, settings.seed)
+        train_idx, test_idx = holdout_split(data.labels, settings.holdout, settings.seed, settings.seed_scheme)
         self.holdout_per_class = held_out_counts(data.labels, test_idx, data.num_classes)
         if settings.holdout > 0:
             kept_whole = [repr(name) for name, held in zip(data.class_names, self.holdout_per_class) if held == 0]
@@ -180,42 +138,34 @@ class TrainingLoop:
         n = len(self.labels)
         self.num_train = n
         self.trainer.prepare(n)
-        self.metrics: dict[str, float] = {}
         self.batch_size = min(settings.batch_size, n)
-        self.batches = ClassBalancedBatches(self.labels.cpu(), self.batch_size, settings.seed, settings.class_balance) \
-            if settings.class_balance else EpochBatches(n, self.batch_size, settings.seed)
+        epoch_seed = lambda epoch: self.seeds.epoch("batches", epoch)  # noqa: E731
+        self.batches = ClassBalancedBatches(self.labels.cpu(), self.batch_size, epoch_seed, settings.class_balance) \
+            if settings.class_balance else EpochBatches(n, self.batch_size, epoch_seed)
         self.steps_per_epoch = self.batches.steps_per_epoch
         # Unlabelled images: one batch of the labelled batch's size per step, from their own stream.
         self.unlabeled_images = unlabeled.as_float().to(self.device) if unlabeled is not None else None
-        self.unlabeled_batches = EpochBatches(len(unlabeled) if unlabeled is not None else 0, self.batch_size, settings.seed + UNLABELED_STREAM) \
-            if unlabeled is not None else None
+        self.unlabeled_batches = None if unlabeled is None else EpochBatches(
+            len(unlabeled), self.batch_size, lambda epoch: self.seeds.epoch("unlabeled_batches", epoch))
         # Each rank its own noise stream; rank 0's is a single process's.
-        self.rng = torch.Generator().manual_seed(settings.seed + 1 + procs.rank * RANK_STREAM)
+        self.rng = torch.Generator().manual_seed(self.seeds("noise", procs.rank))
+        # The state a checkpoint holds (besides the networks): see state().
         self.step = 0
-        self.pending: list[dict[str, Any]] = []  # steps whose logs are not yet read from the device
-        self.restarts: list[dict[str, Any]] = []  # on_divergence="restart": where and why it went back
-        self._good: dict[str, Any] | None = None  # the state to go back to: the last checkpoint's
-        self._good_lr_scale = 1.0
         self.elapsed = 0.0
         self.log_rows: list[dict[str, Any]] = []
-        # Fixed noise for the grids: one row per class, so progress is comparable across grids.
-        per_class = min(10, max(4, 64 // data.num_classes))
-        self.grid_labels = torch.arange(data.num_classes).repeat_interleave(per_class)
-        self.grid_per_row = per_class
-        spec = self.trainer.generator.noise_spec()
-        self.grid_noise = draw_noise(spec, len(self.grid_labels), torch.Generator().manual_seed(settings.seed + 2))
-        # fit --eval-every: set by prepare_quality(); the kept generator only with keep="best".
-        self.monitor = None
-        self.eval_noise: torch.Tensor | None = None
-        self.quality: dict[str, float | None] = {}  # the latest evaluation's metrics
-        self.kept: KeptGenerator | None = None
-        self._features_to_write = None  # a feature network not yet on disk: written with the next checkpoint
+        self.metrics: dict[str, float] = {}  # the held-out metrics of the last checkpoint
+        self.quality: dict[str, float | None] = {}  # the latest evaluation's (QualityEvaluation)
+        self.kept: KeptGenerator | None = None  # keep="best": the generator of the lowest FID
+        self.restarts: list[dict[str, Any]] = []  # on_divergence="restart": where and why it went back
+        self.pending: list[dict[str, Any]] = []  # steps whose logs are not yet read from the device
+        self.features_to_write = None  # a feature network not yet on disk: written with the next checkpoint
+        self.callbacks: list[Callback] = []
 
     def _add_pseudo_labelled(self, pool: UnlabeledImages) -> UnlabeledImages | None:
         """Move the pool's confidently classified images into the labelled training set; return
         the rest (``None`` when none is left)."""
         found = pseudo_label(self.data.subset(self.train_idx), pool, self.settings.pseudo_label_threshold,
-                             self.settings.seed + PSEUDO_LABEL_STREAM)
+                             self.seeds("pseudo_labels"))
         self.pseudo = found.summary(list(self.data.class_names), len(pool))
         log.info("pseudo-labelled %d of %d unlabelled image(s) at confidence >= %g: %s", len(found.indices),
                  len(pool), found.threshold, ", ".join(f"{k} {v}" for k, v in self.pseudo["per_class"].items()))
@@ -228,30 +178,11 @@ class TrainingLoop:
             return None
         return UnlabeledImages(pool.images[rest], pool.name, pool.pixel_max, pool.converted)
 
-    def prepare_quality(self, cached: Path | None) -> None:
-        """Train (or read from ``cached``) the feature network of the quality metrics and fix
-        the noise of the images they judge. Seeded apart from training: nothing here moves the
-        training generator or torch's global RNG."""
-        train = self.data.subset(self.train_idx)
-        seed = self.settings.seed + 4
-        model, was_cached = feature_network(train, seed, cached, self.progress)
-        self.monitor = QualityMonitor.create(train, model, seed)
-        if self.settings.keep == "best" and min(len(train), len(self.monitor.labels)) < self.monitor.fid_needs:
-            raise SynthaugError(f"--keep best compares FID, which needs at least {self.monitor.fid_needs} training "
-                                f"images, got {len(train)}")
-        if not was_cached:
-            self._features_to_write = (model, train, seed)
-        spec = self.trainer.generator.noise_spec()
-        self.eval_noise = draw_noise(spec, len(self.monitor.labels), torch.Generator().manual_seed(seed + 1))
-
     def _my_share(self, indices: torch.Tensor) -> torch.Tensor:
         """This rank's slice of a global batch (all of it on one process)."""
         if not self.procs.distributed:
             return indices
         return indices.tensor_split(self.procs.world_size)[self.procs.rank]
-
-    def _batch_indices(self, step: int) -> torch.Tensor:
-        return self._my_share(self.batches(step)).to(self.device)
 
     def _unlabeled_batch(self, step: int) -> dict[str, torch.Tensor]:
         """``{"unlabeled": batch}`` for the family's step, or nothing (the labelled-only step)."""
@@ -259,50 +190,39 @@ class TrainingLoop:
             return {}
         return {"unlabeled": self.unlabeled_images[self._my_share(self.unlabeled_batches(step)).to(self.device)]}
 
-    def run(self, total: int, sample_every: int, checkpoint_every: int,
-            after_checkpoint: Callable[[], Path]) -> None:
-        """Train to step ``total``; ``after_checkpoint()`` says where the run lives after each one."""
-        start = self.step
-        bar = progress_bar(total, f"fit {self.settings.model}", self.progress, initial=start)
+    def notify(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` of every callback with this loop and ``args``."""
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def run(self, total: int, callbacks: Sequence[Callback]) -> None:
+        """Train to step ``total``, calling ``callbacks`` (in order) after every step."""
+        self.callbacks = list(callbacks)
         t0 = time.perf_counter() - self.elapsed
-        t_run = time.perf_counter()  # this call's start: the estimate measures this run's own pace
-        self._keep_as_good(total)
         try:
+            self.notify("on_fit_start", total)
             while self.step < total:
-                idx = self._batch_indices(self.step)
+                idx = self._my_share(self.batches(self.step)).to(self.device)
                 logs = self.runner(self.trainer, self.images[idx], self.labels[idx], self.rng, self.step,
                                    **self._unlabeled_batch(self.step))
                 self.step += 1
                 self.elapsed = time.perf_counter() - t0
                 self.pending.append({"step": self.step, "epoch": (self.step - 1) // self.steps_per_epoch,
                                      "time_s": round(self.elapsed, 3), "logs": logs})
-                bar.update(1)
-                due_quality = self.monitor is not None and (self.step % self.settings.eval_every == 0
-                                                            or self.step == total)
-                due_grid = self.step % sample_every == 0 or self.step == total
-                due_checkpoint = self.step % checkpoint_every == 0 or self.step == total
-                if (due_quality or due_grid or due_checkpoint or len(self.pending) >= LOG_SYNC_EVERY
-                        or self.step - start == ESTIMATE_AFTER):
-                    if not self._read_logs():
-                        self._go_back(bar)
+                due = [c.due(self, total) for c in self.callbacks]
+                if any(due) or len(self.pending) >= LOG_SYNC_EVERY:
+                    diverged = self._read_logs()
+                    if diverged is not None:
+                        self.notify("on_divergence", *diverged)
                         continue
-                if self.step - start == ESTIMATE_AFTER and total - self.step > ESTIMATE_AFTER:
-                    self._say_estimate(start, total, (time.perf_counter() - t_run) / ESTIMATE_AFTER)
-                if (self.step % 50 == 0 or self.step == total) and self.log_rows:
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in self.log_rows[-1].items() if k.startswith("loss")},
-                                    refresh=False)
-                if due_quality:
-                    self.measure_quality()
-                if due_grid and self.procs.is_main:
-                    self.write_grid()
-                if due_checkpoint:
-                    self._checkpoint(total, after_checkpoint)
+                self.notify("on_step_end", total)
         finally:
-            bar.close()
+            self.notify("on_fit_end")
 
-    def _read_logs(self) -> bool:
-        """Read the pending steps' logs back from the device into ``log_rows``; ``False`` (and
-        nothing added) if any step of any rank had a non-finite value."""
+    def _read_logs(self) -> tuple[int, str] | None:
+        """Read the pending steps' logs back from the device into ``log_rows`` (and tell the
+        callbacks); ``(step, message)`` instead, with nothing added, if any step of any rank had
+        a non-finite value."""
         rows = stack_logs([entry["logs"] for entry in self.pending])
         bad = next(((entry, k, v) for entry, row in zip(self.pending, rows) for k, v in row.items()
                     if not math.isfinite(v)), None)
@@ -312,45 +232,13 @@ class TrainingLoop:
             what = f"{bad[1]} is {bad[2]}" if bad is not None and bad[0]["step"] == first_bad else \
                 "a loss is not finite on another process"
             self.pending = []
-            self._divergence = (step, f"training diverged at step {step}: {what}")
-            return False
-        for entry, row in zip(self.pending, rows):
-            self.log_rows.append({"step": entry["step"], "epoch": entry["epoch"], "time_s": entry["time_s"],
-                                  **{k: round(v, 6) for k, v in row.items()}})
+            return step, f"training diverged at step {step}: {what}"
+        new = [{"step": entry["step"], "epoch": entry["epoch"], "time_s": entry["time_s"],
+                **{k: round(v, 6) for k, v in row.items()}} for entry, row in zip(self.pending, rows)]
+        self.log_rows.extend(new)
         self.pending = []
-        return True
-
-    def _go_back(self, bar) -> None:
-        """A loss was not finite: stop with the message, or go back to the last good state with
-        every learning rate halved (at most MAX_RESTARTS times)."""
-        diverged_at, message = self._divergence
-        if self.on_divergence == "stop":
-            raise SynthaugError(f"{message}; try a lower learning rate, or --on-divergence restart")
-        if len(self.restarts) >= MAX_RESTARTS:
-            raise SynthaugError(f"{message}, after {MAX_RESTARTS} restarts with halved learning rates; "
-                                f"try a lower learning rate")
-        restarts = self.restarts  # the good state may predate some of them
-        self._load_state(copy.deepcopy(self._good))
-        self.restarts = restarts
-        scale = 0.5 ** (len(restarts) + 1)  # of the run's starting learning rates
-        for optimizer in self.trainer.optimizers().values():
-            for group in optimizer.param_groups:
-                group["lr"] *= scale / self._good_lr_scale
-        self.restarts.append({"diverged_at": diverged_at, "back_to": self.step, "lr_scale": scale})
-        log.warning("%s; going back to step %d with the learning rates halved (restart %d of %d: %g of the "
-                    "starting ones)", message, self.step, len(self.restarts), MAX_RESTARTS, scale)
-        bar.n = self.step
-        bar.refresh()
-
-    def _say_estimate(self, start: int, total: int, seconds_per_step: float) -> None:
-        """One line, once, after the first steps: how long the rest will take and how to shorten it.
-        A resumed run (``start`` > 0) suggests a step count past where it already is."""
-        left = (total - self.step) * seconds_per_step
-        shorter = max(self.step, start + (total - start) // 3)
-        since = "in all" if start == 0 else f"from step {start}"
-        log.info("fit: about %s left for %d more steps (%.3f s/step over the first %d); to shorten it, "
-                 "--steps %d would take about %s %s", _duration(left), total - self.step, seconds_per_step,
-                 ESTIMATE_AFTER, shorter, _duration((shorter - start) * seconds_per_step), since)
+        self.notify("on_logs", new)
+        return None
 
     def evaluate(self) -> None:
         if not len(self.test_labels):
@@ -358,26 +246,6 @@ class TrainingLoop:
         self.metrics = {k: round(float(v), 6) for k, v in
                         self.trainer.evaluate(self.test_images, self.test_labels).items()}
         self.log_rows[-1].update(self.metrics)
-
-    @torch.no_grad()
-    def measure_quality(self) -> None:
-        """The cheap quality metrics of the EMA generator on the fixed evaluation noise, into
-        this step's log row; with keep="best", remember the generator if its FID is the lowest."""
-        g = self.trainer.sampling_generator()
-        labels = self.monitor.labels
-        images = torch.cat([g(self.eval_noise[i:i + 256].to(self.device), labels[i:i + 256].to(self.device)).cpu()
-                            for i in range(0, len(labels), 256)])
-        self.quality = self.monitor.measure(images)
-        self.log_rows[-1].update(self.quality)
-        fid = self.quality["fid"]
-        if self.settings.keep == "best" and fid is not None and (self.kept is None or fid < self.kept.metrics["fid"]):
-            self.kept = KeptGenerator(self.step, dict(self.quality), copy.deepcopy(g).cpu())
-
-    @torch.no_grad()
-    def write_grid(self) -> None:
-        g = self.trainer.sampling_generator()
-        images = g(self.grid_noise.to(self.device), self.grid_labels.to(self.device))
-        save_grid(images, self.grid_per_row, self.out / SAMPLES_PATTERN.format(step=self.step))
 
     def card(self) -> GeneratorCard:
         d, s = self.data, self.settings
@@ -415,27 +283,7 @@ class TrainingLoop:
             out["kept_step"] = self.kept.step if self.kept is not None else self.step
         return out
 
-    def _checkpoint(self, total: int, after_checkpoint: Callable[[], Path]) -> None:
-        """Rank 0 evaluates and writes the checkpoint (with every rank's noise state); every rank
-        learns whether that worked, and keeps the state as the one to go back to on divergence."""
-        rng_states = self.procs.gather(self.rng.get_state())
-        ranks = self.procs.gather(self._rank_record()) if self.procs.distributed else None
-
-        def write() -> Path:
-            self.evaluate()
-            self.write_checkpoint(total, rng_states, ranks)
-            return after_checkpoint()
-
-        self.out = self.procs.outcome(write)
-        self._keep_as_good(total)
-
-    def _keep_as_good(self, total: int) -> None:
-        """Remember the current state as the one to go back to on divergence, with the learning
-        rate scale it was taken at (its optimizers already hold that many halvings)."""
-        self._good = copy.deepcopy(self._state(total))
-        self._good_lr_scale = 0.5 ** len(self.restarts)
-
-    def _rank_record(self) -> dict[str, Any]:
+    def rank_record(self) -> dict[str, Any]:
         """What this rank holds and has drawn, kept in a multi-process checkpoint: a digest of its
         parameters (equal on every rank) and the images of this epoch's batches it took."""
         digest = hashlib.sha256()
@@ -446,7 +294,7 @@ class TrainingLoop:
         return {"rank": self.procs.rank, "state_sha256": digest.hexdigest(),
                 "epoch_indices": torch.cat(seen).tolist() if seen else []}
 
-    def _state(self, total: int) -> dict[str, Any]:
+    def state(self, total: int) -> dict[str, Any]:
         """Everything a resumed (or restarted) run needs, as live references: copy before keeping."""
         return {
             "format": CHECKPOINT_FORMAT,
@@ -475,10 +323,10 @@ class TrainingLoop:
         generator = self.kept.generator if self.kept is not None else self.trainer.sampling_generator()
         save_generator(generator, card, self.out / WEIGHTS_FILE)
         atomic_write_text(self.out / CARD_FILE, card.to_json(indent=2) + "\n")
-        if self._features_to_write is not None:
-            write_feature_network(self.out / FEATURES_FILE, *self._features_to_write)
-            self._features_to_write = None
-        state = self._state(total)
+        if self.features_to_write is not None:
+            write_feature_network(self.out / FEATURES_FILE, *self.features_to_write)
+            self.features_to_write = None
+        state = self.state(total)
         if rng_states is not None and len(rng_states) > 1:
             state["rng_ranks"] = rng_states
         if ranks is not None:
@@ -495,7 +343,7 @@ class TrainingLoop:
         writer.writerows(self.log_rows)
         atomic_write_text(self.out / LOG_FILE, buf.getvalue())
 
-    def _load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         self.trainer.load_state_dict(state["trainer"])
         for k, opt in self.trainer.optimizers().items():
             opt.load_state_dict(state["optimizers"][k])
@@ -515,21 +363,12 @@ class TrainingLoop:
 
     def restore(self, state: dict[str, Any], path: Path) -> None:
         try:
-            self._load_state(state)
+            self.load_state(state)
             self.elapsed = float(state["elapsed"])
         except (KeyError, RuntimeError, TypeError, ValueError) as err:  # a damaged or foreign checkpoint
             first = first_line(err)
             raise SynthaugError(f"{path}: checkpoint does not fit its own settings ({type(err).__name__}: "
                                 f"{first}); start again with --force") from None
-
-
-@dataclass
-class KeptGenerator:
-    """keep="best": the EMA generator (a CPU copy) of the evaluation step with the lowest FID."""
-
-    step: int
-    metrics: dict[str, float | None]
-    generator: torch.nn.Module
 
 
 def dataset_label(name: str) -> str:
@@ -539,7 +378,8 @@ def dataset_label(name: str) -> str:
     return Path(name).name or name
 
 
-def holdout_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, held out): ``fraction`` of each class, at least one when > 0 but never a
-    class's last image, by seed."""
-    return stratified_split(labels, fraction, seed + 3)
+def holdout_split(labels: torch.Tensor, fraction: float, seed: int,
+                  scheme: int = SEED_SCHEME) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, held out) of a fit with ``seed``: ``fraction`` of each class, at least one
+    when > 0 but never a class's last image."""
+    return stratified_split(labels, fraction, RunSeeds(seed, scheme)("holdout"))

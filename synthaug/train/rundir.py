@@ -37,12 +37,13 @@ from ..card import MAX_CARD_BYTES, GeneratorCard
 from ..data.sources import builtin_name
 from ..errors import USER_ERRORS, SynthaugError
 from ..layout import (CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOCK_FILE, LOG_FILE, RUN_FILES, SAMPLES_REGEX,
-                      WEIGHTS_FILE, WRITE_PROBE)
+                      TENSORBOARD_DIR, TENSORBOARD_EVENTS_REGEX, WEIGHTS_FILE, WRITE_PROBE)
 from .lock import RunLock, check_not_in_use
 
 log = logging.getLogger("synthaug")
 
 _SAMPLES = re.compile(SAMPLES_REGEX)
+_EVENTS = re.compile(TENSORBOARD_EVENTS_REGEX)
 _LOG_HEADER = b"step,epoch,time_s"  # how every log.csv that fit writes begins
 _SHOWN_NAMES = 5
 
@@ -125,7 +126,7 @@ def _foreign_reason(entry: Path, has_card: bool) -> str | None:
     if entry.is_symlink():
         return " (a link)"
     if entry.is_dir():
-        return "/"
+        return None if entry.name == TENSORBOARD_DIR and has_card and _only_event_files(entry) else "/"
     if not entry.is_file():
         return " (not a plain file)"
     name = entry.name
@@ -161,6 +162,11 @@ def fit_named_entries(directory: Path) -> tuple[list[Path], list[str]]:
 
 def _is_our_name(name: str | None) -> bool:
     return name is not None and (name in RUN_FILES or _SAMPLES.fullmatch(name) is not None)
+
+
+def _only_event_files(directory: Path) -> bool:
+    """True if ``directory`` holds only plain files named as TensorBoard names its event files."""
+    return all(e.is_file() and not e.is_symlink() and _EVENTS.fullmatch(e.name) for e in directory.iterdir())
 
 
 def _valid_card_json(path: Path) -> bool:
@@ -374,7 +380,12 @@ def _delete_run_dir(directory: Path) -> None:
     """Remove fit's files from ``directory``, then the directory if nothing else is left."""
     contents = run_contents(directory)
     for path in contents.ours:
-        path.unlink(missing_ok=True)
+        if path.is_dir():  # the tensorboard folder, checked to hold event files only
+            for event_file in path.iterdir():
+                event_file.unlink(missing_ok=True)
+            path.rmdir()
+        else:
+            path.unlink(missing_ok=True)
     if contents.foreign:
         log.warning("kept %s: it holds files synthaug fit did not write (%s)", directory,
                     contents.describe_foreign())
