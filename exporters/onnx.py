@@ -35,6 +35,8 @@ from synthaug.models import ConditionalGenerator
 from synthaug.runtime import draw_noise
 from synthaug.runtime.file_kinds import kind_of
 
+__all__ = ["PARITY_TOLERANCE", "export", "ExportResult"]
+
 PARITY_TOLERANCE = 1e-4
 
 

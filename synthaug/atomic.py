@@ -15,6 +15,8 @@ from pathlib import Path
 
 from .errors import SynthaugError, first_line
 
+__all__ = ["atomic_path", "atomic_write", "atomic_write_text", "check_writable_target", "temp_file_target"]
+
 #: A temp file's name: ``.{target name}.{8 random characters}.tmp`` (mkstemp's alphabet included,
 #: for temp files left by older versions).
 _TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp")

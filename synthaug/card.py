@@ -26,6 +26,12 @@ from typing import Any
 
 from .errors import SynthaugError
 
+__all__ = ["DEFAULT_PIXEL_MAX", "FORMAT_VERSION", "IMAGE_CHANNELS", "MAX_CARD_BYTES", "MAX_CLASS_NAME_CHARS",
+           "MAX_CLASSES", "MAX_IMAGE_SIDE", "MAX_NAME_CHARS", "MAX_NOISE_DIMS", "MAX_NOISE_NUMEL",
+           "METADATA_KEY", "NOISE_DISTRIBUTIONS", "NOISE_KEYS", "OUTPUT_DTYPES", "OUTPUT_KEYS",
+           "OUTPUT_LAYOUTS", "PIXEL_MAX_RANGE", "CardError", "class_name_problems", "few_names",
+           "GeneratorCard"]
+
 #: Bump when a reader of an older version could misread a newer card.
 FORMAT_VERSION = 1
 #: The key under which the card JSON is stored in safetensors and ONNX metadata.

@@ -17,6 +17,8 @@ from typing import Any
 
 from .errors import USER_ERRORS, SynthaugError
 
+__all__ = ["UNSET_THRESHOLD", "build_parser", "main", "read_any_card"]
+
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
     config: dict[str, Any] = {}

@@ -5,6 +5,8 @@ This module imports nothing, so every other module (the card's included) can imp
 
 from __future__ import annotations
 
+__all__ = ["USER_ERRORS", "first_line", "SynthaugError"]
+
 
 class SynthaugError(ValueError):
     """Bad input to synthaug: the message names what was expected and what came."""

@@ -12,6 +12,8 @@ from PIL.PngImagePlugin import PngInfo
 from ._version import __version__
 from .atomic import atomic_write
 
+__all__ = ["PNG_MARKER_KEY", "grid_image", "is_synthaug_grid", "save_grid"]
+
 #: PNG text chunk that marks a grid as synthaug's, so ``--force`` may replace it and nothing else.
 PNG_MARKER_KEY = "synthaug"
 

@@ -1,5 +1,9 @@
 """File names inside a run directory, shared by training, loading and the CLI."""
 
+__all__ = ["CARD_FILE", "CHECKPOINT_FILE", "FEATURES_FILE", "LOCK_FILE", "LOG_FILE", "RUN_FILES",
+           "SAMPLES_GLOB", "SAMPLES_PATTERN", "SAMPLES_REGEX", "TENSORBOARD_DIR", "TENSORBOARD_EVENTS_REGEX",
+           "WEIGHTS_FILE", "WRITE_PROBE"]
+
 CARD_FILE = "card.json"             # the card, for people and tools that do not read safetensors
 WEIGHTS_FILE = "generator.safetensors"  # EMA generator weights, card in the metadata
 CHECKPOINT_FILE = "checkpoint.pt"   # everything needed to resume: nets, optimizers, RNG, step

@@ -16,6 +16,8 @@ from .card import METADATA_KEY
 from .errors import SynthaugError
 from .grid import is_synthaug_grid
 
+__all__ = ["NPZ_CARD_KEY", "check_replaceable_output", "written_by_synthaug"]
+
 #: The array of a sample ``.npz`` that holds the card JSON: synthaug's mark on the file.
 NPZ_CARD_KEY = "synthaug_card"
 

@@ -6,6 +6,8 @@ import sys
 
 from tqdm import tqdm
 
+__all__ = ["progress_bar"]
+
 
 def progress_bar(total: int, desc: str, enabled: bool = True, initial: int = 0):
     return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, disable=not enabled,

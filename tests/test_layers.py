@@ -36,3 +36,21 @@ def test_a_wrong_arrow_breaks_them(tmp_path):
     assert result.returncode != 0
     assert "synthaug.models is not allowed to import synthaug.evaluation" in result.stdout
     assert "synthaug.models.step -> synthaug.evaluation.pipeline" in result.stdout
+
+
+def test_every_public_module_declares_all_and_holds_what_it_names():
+    import importlib
+    import re
+
+    missing, wrong = [], []
+    for path in sorted([*ROOT.joinpath("synthaug").rglob("*.py"), *ROOT.joinpath("exporters").rglob("*.py")]):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if any(p.startswith("_") and p != "__init__" for p in parts):
+            continue
+        if not re.search(r"^__all__\s*[:=]", path.read_text(), re.M):
+            missing.append("/".join(parts))
+            continue
+        name = ".".join(p for p in parts if p != "__init__")
+        module = importlib.import_module(name)
+        wrong += [f"{name}.{n}" for n in module.__all__ if not hasattr(module, n)]
+    assert missing == [] and wrong == []

@@ -15,6 +15,8 @@ import torch
 
 from ..errors import SynthaugError
 
+__all__ = ["MAX_POOL_BYTES", "MAX_POOL_SIZE", "SyntheticReplace"]
+
 #: Most images per class one pool may hold.
 MAX_POOL_SIZE = 100_000
 #: Most memory one pool (float32, all classes) may take: it is drawn once in every process.

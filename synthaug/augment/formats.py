@@ -17,6 +17,8 @@ from PIL import Image
 
 from ..errors import SynthaugError
 
+__all__ = ["FORMATS", "ItemFormat", "LabelFormat"]
+
 FORMATS = ("numpy", "tensor", "pil")
 
 

@@ -15,6 +15,8 @@ from ..runtime.sampler import Sampler
 from ..seeding import derive
 from .schedule import check_int, shown
 
+__all__ = ["SyntheticMix"]
+
 
 class SyntheticMix(nn.Module):
     """Replace (or append) a fraction ``p`` of a batch's rows with synthetic samples.

@@ -14,6 +14,9 @@ from typing import Any
 
 from ..errors import SynthaugError
 
+__all__ = ["check_int", "check_number", "cosine_schedule", "CosineSchedule", "linear_schedule",
+           "LinearSchedule", "shown"]
+
 
 def check_int(value: Any, name: str, low: int = 1) -> int:
     """``value`` as an int ``>= low``; a one-line :class:`SynthaugError` naming ``name`` otherwise."""

@@ -18,6 +18,8 @@ import torch
 from ..errors import SynthaugError
 from .schedule import check_number
 
+__all__ = ["synthetic_weight"]
+
 
 def synthetic_weight(is_synthetic: torch.Tensor | Sequence[bool], w: float,
                      normalize: bool = False) -> torch.Tensor:

@@ -14,6 +14,11 @@ from PIL import ExifTags, Image, ImageOps
 from ..card import MAX_CLASSES, class_name_problems
 from ..errors import SynthaugError
 
+__all__ = ["ALPHA_BACKGROUND", "CHANNEL_KINDS", "SOURCE_KINDS", "channel_conversion", "check_labels",
+           "count_conversions", "describe_conversions", "float_to_uint8", "held_out_counts", "ImageData",
+           "native_size", "normalise_image", "output_channels", "per_class_subset", "resolve_image_size",
+           "source_conversion", "stratified_split", "to_tensor"]
+
 
 @dataclass
 class ImageData:

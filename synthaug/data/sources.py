@@ -16,6 +16,10 @@ from PIL import Image
 from ..errors import SynthaugError
 from .images import check_labels, float_to_uint8, native_size, normalise_image, source_conversion
 
+__all__ = ["BUILTIN_SETS", "DIGITS_SPLITS", "IMAGE_SUFFIXES", "PHOTO_BANDS", "PHOTO_PATCH", "PHOTOS_SPLITS",
+           "REDUCING_GAP", "builtin_name", "builtins_overlap", "dataset_item", "dataset_length", "RawImages",
+           "read_digits", "read_folder", "read_npz", "read_photos", "read_source", "read_torch_dataset"]
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: A file is decoded shrunk to no less than this many times the output size before the final
 #: bicubic resize (Pillow's own ``reducing_gap`` for thumbnails): close to resizing the full image.

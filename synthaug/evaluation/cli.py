@@ -13,6 +13,8 @@ from ..errors import SynthaugError
 from ..metrics.methods import FIXMATCH_MU
 from .defaults import DEFAULT_DOSES, DEFAULT_REFERENCE_STEPS, DEFAULT_STEPS
 
+__all__ = ["add_eval_parser", "parse_shares", "run_eval"]
+
 
 def parse_shares(text: str, option: str) -> list[float]:
     """``"0,0.1,0.25"`` -> ``[0.0, 0.1, 0.25]``; range checks are :func:`evaluate`'s.

@@ -1,5 +1,7 @@
 """Default settings of ``synthaug eval``, in a module light enough for the CLI to import at start."""
 
+__all__ = ["DEFAULT_DOSES", "DEFAULT_REFERENCE_STEPS", "DEFAULT_STEPS", "DEFAULT_TEST_FRACTION"]
+
 DEFAULT_DOSES = (0.0, 0.1, 0.25, 0.5)
 #: Optimiser steps of every downstream-gain arm (batch 64): about 19 epochs of digits:train.
 DEFAULT_STEPS = 400

@@ -24,6 +24,8 @@ from ..metrics.methods import Method, train_method
 from ..metrics.stats import mean_interval, paired_gain
 from ..metrics.views import ClassicalAugment
 
+__all__ = ["chain", "downstream_gain", "fraction_subset", "score", "summarise_fraction", "train_arm"]
+
 
 def fraction_subset(train: ImageData, fraction: float, seed: int) -> ImageData:
     """``fraction`` of each class of ``train``, chosen by ``seed`` (all of it at 1.0)."""

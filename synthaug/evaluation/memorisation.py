@@ -22,6 +22,8 @@ import torch
 
 from ..metrics.quality import nearest
 
+__all__ = ["NEAR_COPY_THRESHOLD", "memorisation"]
+
 #: Relative distance below which a generated sample counts as a near-copy.
 NEAR_COPY_THRESHOLD = 1 / 3
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["DID_NOT_HELP", "points", "recommend", "recommend_fraction"]
+
 DID_NOT_HELP = "synthetic samples did not help this classifier on this data"
 
 

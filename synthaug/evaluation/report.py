@@ -23,6 +23,9 @@ import torch
 from ..atomic import atomic_write_text
 from ..grid import grid_image
 
+__all__ = ["GRID_PER_CLASS", "HTML_HINT", "QUALITY_HEAD", "REPORT_FILES", "figures", "html_page",
+           "is_our_report", "json_safe", "markdown", "tables", "write_report"]
+
 log = logging.getLogger("synthaug")
 
 REPORT_FILES = ("report.json", "report.md", "report.html")

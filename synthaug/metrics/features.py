@@ -31,6 +31,9 @@ from ..errors import SynthaugError, first_line
 from .classifier import SmallCNN, fit_steps
 from .specs import import_object
 
+__all__ = ["CACHE_DIR", "cache_path", "FeatureSpace", "is_cache_file_name", "read_cached_classifier",
+           "reference_classifier", "small_cnn_space", "user_space", "write_cached_classifier"]
+
 log = logging.getLogger("synthaug")
 
 #: Subfolder of the report directory that holds cached feature networks; it alone does not make

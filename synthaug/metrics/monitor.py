@@ -28,6 +28,9 @@ from .features import (FeatureSpace, read_cached_classifier, reference_classifie
                        write_cached_classifier)
 from .quality import quality_metrics
 
+__all__ = ["CHEAP_METRICS", "EVAL_SAMPLES", "FEATURE_STEPS", "KID_SUBSETS", "MAX_REAL", "feature_network",
+           "QualityMonitor", "write_feature_network"]
+
 #: The columns ``fit`` adds to ``log.csv`` at evaluation steps, and to the card's ``metrics``.
 CHEAP_METRICS = ("fid", "kid", "precision", "recall")
 #: Optimiser steps of the feature network (batch 64): 2.5-5 s on digits on one CPU core, and

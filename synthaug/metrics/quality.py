@@ -25,6 +25,9 @@ import numpy as np
 import scipy.linalg
 import torch
 
+__all__ = ["as_features", "fid", "kid", "knn_radii", "nearest", "precision_recall_density_coverage",
+           "quality_metrics"]
+
 #: Entries per block of a pairwise-distance matrix (256 MiB of float64), so large sets never
 #: need the whole N x M matrix at once.
 _BLOCK_ENTRIES = 2**25

@@ -12,6 +12,8 @@ from torch import nn
 from ..errors import SynthaugError, first_line
 from ..metrics.classifier import CLASSIFIERS
 
+__all__ = ["check_classifier", "classifier_factory", "import_object"]
+
 
 def import_object(spec: str, what: str) -> Any:
     """The object ``module:attribute`` names (the module is imported; ``attribute`` may be dotted).

@@ -40,6 +40,9 @@ from torch import nn
 from .base import ConditionalGenerator, GeneratorTrainer, Phase
 from .diffaugment import OPERATIONS, diff_augment, parse_policy
 
+__all__ = ["AUTO_DIFFAUGMENT_BELOW", "AUTO_DIFFAUGMENT_MIN_SIZE", "AUTO_DIFFAUGMENT_OPS",
+           "AdversarialTrainer", "auto_diffaugment", "d_loss", "g_loss", "ProjectionHead"]
+
 #: ``diffaugment="auto"`` turns DiffAugment on for training sets smaller than this whose images
 #: are at least AUTO_DIFFAUGMENT_MIN_SIZE pixels wide: the regime of Zhao et al. (2020), e.g.
 #: CIFAR-10 at 10% (5000 images, 32x32). On small images it is off, by measurement: on digits

@@ -25,6 +25,9 @@ from torch import nn
 from ..errors import SynthaugError
 from .step import StepRunner
 
+__all__ = ["accept_fewer_param_groups", "check_image_shape", "ConditionalGenerator", "GeneratorTrainer",
+           "keep_missing_on_load", "Phase"]
+
 
 class ConditionalGenerator(nn.Module):
     """``forward(noise[N, *noise_shape] float32, labels[N] int64) -> images[N, C, H, W]`` in [0, 1]."""

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 from ..errors import SynthaugError
 
+__all__ = ["C", "build_config", "config_problems", "param", "split_config"]
+
 C = TypeVar("C")
 
 

@@ -31,6 +31,7 @@ from .widths import default_width, pyramid_widths
 from .diffaugment import POLICIES
 from .registry import register_model
 
+__all__ = ["DCGANConfig", "DCGANGenerator", "DCGANTrainer", "ProjectionDiscriminator"]
 
 
 @dataclass

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 
 from ..errors import SynthaugError
 
+__all__ = ["OPERATIONS", "POLICIES", "diff_augment", "parse_policy"]
+
 #: The operations, in the order they are applied (the reference order: colour first).
 OPERATIONS = ("color", "translation", "cutout")
 

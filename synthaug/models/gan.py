@@ -36,6 +36,8 @@ from .config import param
 from .diffaugment import POLICIES
 from .registry import register_model
 
+__all__ = ["GANConfig", "GANGenerator", "GANTrainer", "MLPProjectionDiscriminator"]
+
 
 @dataclass
 class GANConfig:

@@ -46,6 +46,8 @@ from .config import param
 from .pixelrnn_sampling import lstm_cell, sample_cached, sample_loop, sample_naive
 from .registry import register_model
 
+__all__ = ["NoLabelEmbedding", "PixelRNNConfig", "PixelRNNGenerator", "PixelRNNTrainer", "RowLSTM"]
+
 _ODD = tuple(range(1, 16, 2))
 
 

@@ -38,6 +38,8 @@ import torch.nn.functional as F
 if TYPE_CHECKING:  # pragma: no cover
     from .pixelrnn import PixelRNNGenerator
 
+__all__ = ["CachedSampler", "inverse_cdf", "lstm_cell", "sample_cached", "sample_loop", "sample_naive"]
+
 
 def inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Levels ``[B]`` (int64) drawn from ``softmax(logits[B, levels])`` with uniforms ``u[B]``."""

@@ -20,6 +20,8 @@ from ..errors import SynthaugError
 from .base import ConditionalGenerator, GeneratorTrainer
 from .config import build_config
 
+__all__ = ["create_generator", "create_model", "Family", "get_family", "list_models", "register_model"]
+
 
 @dataclass(frozen=True)
 class Family:

@@ -23,6 +23,8 @@ import torch
 
 from ..errors import SynthaugError
 
+__all__ = ["PRECISIONS", "check_precision", "GradientSync", "stack_logs", "StepRunner"]
+
 #: What ``precision`` may say: float32 throughout, or bfloat16 autocast of the forward passes
 #: (weights, gradients and optimizer state stay float32, so no loss scaling is needed).
 PRECISIONS = ("fp32", "bf16")

@@ -71,6 +71,8 @@ from .config import param
 from .widths import default_width, pyramid_widths
 from .registry import register_model
 
+__all__ = ["VAEClassifier", "VAEConfig", "VAEDecoder", "VAEEncoder", "VAETrainer"]
+
 _EVAL_SEED = 1234
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+__all__ = ["DEFAULT_WIDTH", "MAX_WIDTH", "MIN_DEFAULT_WIDTH", "default_width", "pyramid_widths"]
+
 MAX_WIDTH = 512
 #: The default base width at and below 16x16; above, it halves each time the side doubles.
 DEFAULT_WIDTH = 64

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ..models import ConditionalGenerator
     from .sampler import Sampler
 
+__all__ = ["ACCEPTED", "FILE_KINDS", "ONNX", "RUN_DIRECTORY", "SAFETENSORS", "FileKind", "kind_of", "resolve"]
+
 #: What :func:`resolve` accepts, in the words its errors use.
 ACCEPTED = "a run directory, .safetensors or .onnx"
 

@@ -9,6 +9,8 @@ import torch
 from ..errors import SynthaugError
 from .sampler import Sampler, make_generator
 
+__all__ = ["FilteredSampler"]
+
 
 class FilteredSampler(Sampler):
     """Wraps a sampler: a user's classifier rejects samples whose predicted class differs from

@@ -10,6 +10,8 @@ from ..card import GeneratorCard
 from .file_kinds import resolve
 from .sampler import Sampler
 
+__all__ = ["load", "read_any_card"]
+
 
 def load(path: str | Path, device: str | torch.device | None = None) -> Sampler:
     """The sampler a path describes: PyTorch for runs and ``.safetensors``, ONNX Runtime for ``.onnx``.

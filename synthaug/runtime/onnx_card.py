@@ -9,6 +9,8 @@ from pathlib import Path
 from ..card import METADATA_KEY, CardError, GeneratorCard
 from ..errors import SynthaugError
 
+__all__ = ["GRAPH_INPUTS", "GRAPH_OUTPUTS", "read_onnx_card"]
+
 #: The exported graph's interface (what a bare onnxruntime client relies on; docs/deploy.md).
 GRAPH_INPUTS = ("noise", "labels")
 GRAPH_OUTPUTS = ("images",)

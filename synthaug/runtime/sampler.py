@@ -16,6 +16,8 @@ import torch
 from ..card import GeneratorCard
 from ..errors import SynthaugError, first_line
 
+__all__ = ["draw_noise", "make_generator", "OnnxSampler", "Sampler", "TorchSampler"]
+
 
 def draw_noise(spec: dict[str, Any], n: int, generator: torch.Generator,
                truncation: float | None = None) -> torch.Tensor:

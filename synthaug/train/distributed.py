@@ -26,6 +26,8 @@ import torch
 
 from ..errors import SynthaugError
 
+__all__ = ["RANK_STREAM", "join", "Processes"]
+
 T = TypeVar("T")
 #: Offset between ranks' noise seeds: rank ``r`` draws from ``seed + 1 + r * RANK_STREAM`` (rank 0
 #: from ``seed + 1``, as a single process does).

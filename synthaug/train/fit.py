@@ -34,6 +34,9 @@ from .rundir import RunDirectory, check_data_outside_run, resolve_run_path
 from .seeds import SCHEMES
 from .tensorboard import TensorBoardLogger
 
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_MODEL", "DEFAULT_SEED", "DEFAULT_STEPS", "SHORT_FIT_BELOW",
+           "SHORT_FIT_STEPS", "default_steps", "fit", "peak_memory_mb", "resolve_device"]
+
 DEFAULT_STEPS = 3000
 #: From 32x32 up, fewer default steps for datasets smaller than this (see default_steps).
 SHORT_FIT_BELOW = 2000

@@ -34,6 +34,8 @@ from ..errors import SynthaugError
 from ..metrics.classifier import fit_steps
 from ..metrics.views import ClassicalAugment
 
+__all__ = ["DEFAULT_THRESHOLD", "LABELLER_STEPS", "UNSET", "check_threshold", "pseudo_label", "PseudoLabels"]
+
 #: Default confidence a pseudo-label needs (``fit --pseudo-labels``). Not tuned: measured in
 #: benchmarks/usefulness.py, with 5 or 10 labels per class of digits it labelled 77-85% of the
 #: unlabelled pool, 98.8-99.6% of them correctly.

@@ -40,6 +40,9 @@ from ..layout import (CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOCK_FILE, LOG_
                       TENSORBOARD_DIR, TENSORBOARD_EVENTS_REGEX, WEIGHTS_FILE, WRITE_PROBE)
 from .lock import RunLock, check_not_in_use
 
+__all__ = ["check_data_outside_run", "check_out_outside_data", "check_run_dir", "fit_named_entries",
+           "resolve_run_path", "run_contents", "RunContents", "RunDirectory"]
+
 log = logging.getLogger("synthaug")
 
 _SAMPLES = re.compile(SAMPLES_REGEX)
