@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import SynthaugError
+from ..validation import is_int
 
 __all__ = ["MAX_POOL_BYTES", "MAX_POOL_SIZE", "SyntheticReplace"]
 
@@ -156,4 +157,4 @@ class SyntheticReplace(A.ImageOnlyTransform):
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return is_int(value)

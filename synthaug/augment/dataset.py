@@ -23,6 +23,7 @@ from ..data.sources import dataset_item, dataset_length
 from ..errors import SynthaugError
 from ..runtime.sampler import Sampler
 from ..seeding import derive
+from ..validation import is_int
 from .dose_check import checked_counts
 from .formats import FORMATS, ItemFormat, LabelFormat
 from .pools import SharedPools
@@ -145,7 +146,7 @@ class SyntheticDataset(Dataset):
                  prefetch: bool = True, keep_in_memory: bool = True, refresh_every: int = 1,
                  check_dose: bool = True) -> None:
         self.real, self.transform, self.seed = real, transform, int(seed)
-        if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
+        if not is_int(refresh_every) or refresh_every < 1:
             raise SynthaugError(f"refresh_every: expected a whole number of epochs >= 1, got {refresh_every!r}")
         self.refresh_every = refresh_every
         self.return_is_synthetic = return_is_synthetic

@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import SynthaugError
 from ..runtime.sampler import Sampler
 from ..seeding import derive
-from .schedule import check_int, shown
+from ..validation import check_int, is_real, shown
 
 __all__ = ["SyntheticMix"]
 
@@ -82,7 +82,7 @@ class SyntheticMix(nn.Module):
                  pixel_max: int | None = None, rank: int | None = None) -> None:
         super().__init__()
         _keep_step_out_of_compiled_graphs()
-        if not callable(p) and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0):
+        if not callable(p) and (not is_real(p) or not 0.0 <= p <= 1.0):
             raise SynthaugError(f"p: expected a fraction in [0, 1] or a schedule (a callable step -> fraction), "
                                 f"got {shown(p)}")
         if mode not in ("replace", "append"):
@@ -126,7 +126,7 @@ class SyntheticMix(nn.Module):
         if not callable(self.p):
             return self.p
         value = self.p(self.step)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        if not is_real(value) or not 0.0 <= value <= 1.0:
             raise SynthaugError(f"p schedule: expected a fraction in [0, 1] at step {self.step}, "
                                 f"got {shown(value)}")
         return float(value)

@@ -1,8 +1,7 @@
 """Dose schedules: the synthetic share of a batch as a function of the training step.
 
 ``SyntheticMix(sampler, p=linear_schedule(0.8, 0.2, steps=5000))`` replaces many rows early and
-fewer late; any callable ``step -> fraction`` works as ``p`` too. Also the small value checks the
-augment modules share.
+fewer late; any callable ``step -> fraction`` works as ``p`` too.
 """
 
 from __future__ import annotations
@@ -13,50 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SynthaugError
+from ..validation import check_int, check_number
 
-__all__ = ["check_int", "check_number", "cosine_schedule", "CosineSchedule", "linear_schedule",
-           "LinearSchedule", "shown"]
-
-
-def check_int(value: Any, name: str, low: int = 1) -> int:
-    """``value`` as an int ``>= low``; a one-line :class:`SynthaugError` naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise SynthaugError(f"{name}: expected an integer >= {low}, got {shown(value)}")
-    return int(value)
-
-
-def shown(value: Any) -> str:
-    """``value`` for a one-line error: its repr for a number or a short string, else its type's name
-    (a tensor's repr can span lines)."""
-    text = repr(value)
-    return text if isinstance(value, (numbers.Number, str)) and len(text) <= 80 else type(value).__name__
-
-
-def check_number(value: Any, name: str, low: float = 0.0, high: float = 1.0, high_open: bool = False) -> float:
-    """``value`` as a finite float in ``[low, high]`` (``[low, high)`` with ``high_open``; no upper
-    bound for ``high=math.inf``); a one-line :class:`SynthaugError` naming ``name`` otherwise.
-
-    Example:
-        >>> check_number(0.25, "p")
-        0.25
-        >>> check_number(1.5, "p")
-        Traceback (most recent call last):
-        ...
-        synthaug.errors.SynthaugError: p: expected a fraction in [0, 1], got 1.5
-    """
-    inside = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-              and low <= value and (value < high if high_open else value <= high))
-    if not inside:
-        raise SynthaugError(f"{name}: expected {_describe_range(low, high, high_open)}, got {shown(value)}")
-    return float(value)
-
-
-def _describe_range(low: float, high: float, high_open: bool) -> str:
-    if high == math.inf:
-        return f"a number >= {low:g}"
-    if (low, high, high_open) == (0.0, 1.0, False):
-        return "a fraction in [0, 1]"
-    return f"a number in [{low:g}, {high:g}{')' if high_open else ']'}"
+__all__ = ["cosine_schedule", "CosineSchedule", "linear_schedule", "LinearSchedule"]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import SynthaugError
-from .schedule import check_number
+from ..validation import check_number
 
 __all__ = ["synthetic_weight"]
 

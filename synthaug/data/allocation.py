@@ -17,6 +17,7 @@ import torch
 
 from ..errors import SynthaugError
 from ..seeding import derive
+from ..validation import is_int
 
 __all__ = ["DEFAULT_RATIO", "class_index", "repeated_items", "short_names", "synthetic_counts"]
 
@@ -81,7 +82,7 @@ def repeated_items(labels: torch.Tensor, counts: torch.Tensor, seed: int) -> tor
 
 
 def _count(n: Any, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+    if not is_int(n) or n < 0:
         raise SynthaugError(f"{what}: expected a non-negative integer, got {n!r}")
     return n
 

@@ -21,6 +21,7 @@ import dataclasses
 from typing import Any, TypeVar
 
 from ..errors import SynthaugError
+from ..validation import is_real
 
 __all__ = ["C", "build_config", "config_problems", "param", "split_config"]
 
@@ -66,7 +67,7 @@ def config_problems(config: Any) -> list[str]:
         else:
             values, expected = [value], type(f.default)
         for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if not is_real(v):
                 problems.append(f"{f.name} must be a number, got {value!r}")
                 break
             if expected is int and not isinstance(v, int):
