@@ -10,6 +10,9 @@ import torch
 from .card import GeneratorCard
 from .errors import SynthaugError
 from .layout import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE
+from .models import create_model, get_family
+from .runtime import load
+from .weights import read_card
 
 
 class Run:
@@ -41,21 +44,15 @@ class Run:
     @property
     def card(self) -> GeneratorCard:
         # The safetensors metadata is the authority; card.json is a readable copy of it.
-        from .weights import read_card
-
         return read_card(self.weights_path)
 
     def sampler(self, device: str | torch.device | None = None):
         """A :class:`~synthaug.TorchSampler` on the run's EMA generator."""
-        from .runtime import load
-
         return load(self.path, device=device)
 
     def trainer(self):
         """The family's trainer as of the last checkpoint (all networks, e.g. a VAE's encoder for
         ``reconstruct``), in eval mode on the CPU."""
-        from .models import create_model
-
         path = self.path / CHECKPOINT_FILE
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)["trainer"]
@@ -85,8 +82,6 @@ def full_config(card: GeneratorCard) -> dict:
     ``config``). Training knobs this release does not know (a newer release's) are left out: they
     cannot change the networks' shapes."""
     import dataclasses
-
-    from .models import get_family
 
     known = {f.name for f in dataclasses.fields(get_family(card.family).config_cls)}
     hyper = card.training.get("hyperparameters")

@@ -14,6 +14,9 @@ import numpy as np
 import torch
 
 from ..errors import SynthaugError
+from ..runtime import load
+from ..runtime.file_kinds import ACCEPTED
+from ..runtime.load import read_any_card
 from ..validation import is_int
 
 __all__ = ["MAX_POOL_BYTES", "MAX_POOL_SIZE", "SyntheticReplace"]
@@ -90,8 +93,6 @@ class SyntheticReplace(A.ImageOnlyTransform):
     def pool(self) -> torch.Tensor:
         """``[num_classes, pool_size, C, H, W]`` float images in [0, 1], drawn once per process."""
         if self._pool is None:
-            from ..runtime import load
-
             self._check_exists()
             sampler = load(self.generator_path)  # bounded by the file; the pool is checked first
             card = sampler.card
@@ -109,14 +110,10 @@ class SyntheticReplace(A.ImageOnlyTransform):
         return self._pool
 
     def _read_card(self):
-        from ..runtime.load import read_any_card
-
         self._check_exists()
         return read_any_card(self.generator_path)
 
     def _check_exists(self) -> None:
-        from ..runtime.file_kinds import ACCEPTED
-
         if not Path(self.generator_path).exists():
             raise SynthaugError(f"SyntheticReplace: generator {self.generator_path} not found (expected {ACCEPTED})")
 

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import SynthaugError
 from ..layout import WEIGHTS_FILE
+from ..weights import check_card_buildable, check_weights_file, load_generator, read_card
+from .onnx_card import read_onnx_card
+from .sampler import OnnxSampler, TorchSampler
 
 if TYPE_CHECKING:
     import torch
@@ -52,34 +55,24 @@ def _weights_in(run: Path) -> Path:
 
 
 def _read_safetensors_card(path: Path) -> GeneratorCard:
-    from ..weights import check_card_buildable, check_weights_file, read_card
-
     card = read_card(path)
     check_weights_file(path, card, check_card_buildable(card))
     return card
 
 
 def _load_safetensors(path: Path, device: str | torch.device = "cpu") -> tuple[ConditionalGenerator, GeneratorCard]:
-    from ..weights import load_generator
-
     return load_generator(path, device)
 
 
 def _torch_sampler(path: Path, device: str | torch.device) -> Sampler:
-    from .sampler import TorchSampler
-
     return TorchSampler(*_load_safetensors(path, device))
 
 
 def _read_onnx_card(path: Path) -> GeneratorCard:
-    from .onnx_card import read_onnx_card
-
     return read_onnx_card(path)
 
 
 def _onnx_sampler(path: Path, device: str | torch.device) -> Sampler:
-    from .sampler import OnnxSampler
-
     return OnnxSampler(str(path), device=device)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ..card import METADATA_KEY, CardError, GeneratorCard
 from ..errors import SynthaugError
+from ..models import get_family
+from ..weights import check_card_buildable
 
 __all__ = ["GRAPH_INPUTS", "GRAPH_OUTPUTS", "read_onnx_card"]
 
@@ -37,14 +39,10 @@ def read_onnx_card(path: str | Path) -> GeneratorCard:
     if inputs != list(GRAPH_INPUTS) or outputs != list(GRAPH_OUTPUTS):
         raise SynthaugError(f"{path}: expected a graph with inputs {list(GRAPH_INPUTS)} and outputs "
                             f"{list(GRAPH_OUTPUTS)}, got inputs {inputs} and outputs {outputs}")
-    from ..models import get_family
-
     try:
         get_family(card.family)
     except SynthaugError as err:
         raise SynthaugError(f"{path}: card names a family this synthaug does not know ({err})") from None
-    from ..weights import check_card_buildable
-
     try:
         check_card_buildable(card)  # on the meta device: family image sizes, config ranges, noise
     except SynthaugError as err:

@@ -15,6 +15,7 @@ import torch
 
 from ..card import GeneratorCard
 from ..errors import SynthaugError, first_line
+from .onnx_card import read_onnx_card
 
 __all__ = ["draw_noise", "make_generator", "OnnxSampler", "Sampler", "TorchSampler"]
 
@@ -177,8 +178,6 @@ class OnnxSampler(Sampler):
     def __init__(self, path: str, card: GeneratorCard | None = None, device: str | torch.device = "cpu",
                  providers: Sequence[str] | None = None, threads: int | None = None,
                  batch_size: int = 256, spin: bool = False) -> None:
-        from .onnx_card import read_onnx_card
-
         self.path = str(path)
         self.card = card if card is not None else read_onnx_card(self.path)
         self.device = torch.device(device)
