@@ -32,7 +32,8 @@ import synthaug
 from synthaug.atomic import atomic_write_text
 from synthaug.evaluation.defaults import DEFAULT_REFERENCE_STEPS
 from synthaug.metrics.features import CACHE_DIR, reference_classifier, small_cnn_space
-from synthaug.evaluation.pipeline import _generate, measure_cas, measure_quality
+from synthaug.evaluation.pipeline import measure_quality
+from synthaug.metrics.cas import classification_accuracy_score, generate_images
 from synthaug.metrics.specs import classifier_factory
 
 RESULTS = Path(__file__).with_name("results")
@@ -67,11 +68,11 @@ def quality_and_cas(run: Path, train, test, space, reference) -> dict:
     """What ``synthaug eval`` measures before the gain experiment, with its default settings."""
     sampler = synthaug.load(run)
     labels = test.labels.clone()
-    generated = _generate(sampler, labels, 0)
+    generated = generate_images(sampler, labels, 0)
     quality = measure_quality(space, train, test, generated, labels, k=3, kid_subsets=100, seed=0)
     factory, _ = classifier_factory("small_cnn")
-    cas = measure_cas(sampler, train, test, reference, steps=DEFAULT_REFERENCE_STEPS, seed=0,
-                      model_factory=factory, tick=None)
+    cas = classification_accuracy_score(sampler, train, test, steps=DEFAULT_REFERENCE_STEPS, seed=0,
+                                        reference=reference, model_factory=factory)
     g = quality["generated"]
     return {"cas": cas["cas"], "real_accuracy": cas["real_accuracy"], "cas_ratio": cas["ratio"],
             **{k: g[k] for k in ("fid", "kid", "precision", "recall", "density", "coverage")}}

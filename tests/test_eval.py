@@ -27,12 +27,11 @@ from synthaug.data import load_data, stratified_split
 from synthaug.errors import SynthaugError
 from synthaug.evaluation import evaluate, fid, kid, precision_recall_density_coverage
 from synthaug.metrics.views import ClassicalAugment
-from synthaug.evaluation.pipeline import measure_cas
 from synthaug.evaluation.gain import downstream_gain, paired_gain, summarise_fraction, train_arm
 from synthaug.evaluation.memorisation import memorisation
 from synthaug.evaluation.recommendation import DID_NOT_HELP, recommend
 from synthaug.metrics.specs import classifier_factory
-from synthaug.metrics import SmallCNN, SmallResNet, fit_steps, predict
+from synthaug.metrics import SmallCNN, SmallResNet, classification_accuracy_score, fit_steps, predict
 from conftest import expect_error, run_cli, snapshot
 
 DIGITS_NAMES = [str(i) for i in range(10)]
@@ -134,8 +133,8 @@ def test_precision_stays_and_recall_drops_without_a_class_coverage_drops_when_co
 
 
 def test_cas_of_a_generator_that_ignores_its_labels_is_near_chance(train, test):
-    result = measure_cas(FakeSampler("ignore_labels", test), train, test, None, steps=100, seed=0,
-                         model_factory=SmallCNN, tick=None)
+    result = classification_accuracy_score(FakeSampler("ignore_labels", test), train, test, steps=100, seed=0,
+                                           model_factory=SmallCNN)
     assert result["cas"] < 0.2 and result["real_accuracy"] > 0.8
     assert result["ratio"] == pytest.approx(result["cas"] / result["real_accuracy"])
     assert result["synthetic_size"] == len(train)

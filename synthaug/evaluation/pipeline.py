@@ -26,7 +26,7 @@ import torch
 from ..data import ImageData, load_data, stratified_split
 from ..data.unlabeled import load_unlabeled
 from ..errors import SynthaugError
-from ..metrics.classifier import fit_steps, predict
+from ..metrics.cas import classification_accuracy_score, generate_images
 from ..progress import progress_bar
 from ..train.rundir import check_out_outside_data
 from .defaults import DEFAULT_DOSES, DEFAULT_REFERENCE_STEPS, DEFAULT_STEPS, DEFAULT_TEST_FRACTION
@@ -264,11 +264,6 @@ def _resolve_sampler(sampler: Any):
 # --------------------------------------------------------------------------- the measurements
 
 
-def _generate(sampler, labels: torch.Tensor, seed: int) -> torch.Tensor:
-    images = sampler.sample(labels, seed=seed).detach().float().cpu()
-    return images.clamp(0, 1)
-
-
 def measure_quality(space: FeatureSpace, train: ImageData, test: ImageData, generated: torch.Tensor,
                     generated_labels: torch.Tensor, k: int, kid_subsets: int, seed: int) -> dict[str, Any]:
     """Generated samples and held-out real images, each against the real training images (a
@@ -290,25 +285,6 @@ def measure_quality(space: FeatureSpace, train: ImageData, test: ImageData, gene
             "heldout_real": quality_metrics(real_f[train_labels == c], test_f[test_labels == c], **args),
         }
     return out
-
-
-def measure_cas(sampler, train: ImageData, test: ImageData, reference: torch.nn.Module | None, *, steps: int,
-                seed: int, model_factory: Callable, tick: Callable | None) -> dict[str, Any]:
-    """CAS: the classifier trained on generated images only (the training set's class counts),
-    tested on real test images, beside the same classifier trained on the real training images
-    (``reference`` when it is that classifier already)."""
-    labels = train.labels.clone()
-    synthetic = _generate(sampler, labels, seed + 1)
-    test_x = test.as_float()
-    cas_model = fit_steps(synthetic, labels, train.num_classes, steps, seed=seed, batch_hook=tick,
-                          model_factory=model_factory)
-    if reference is None:
-        reference = fit_steps(train.as_float(), train.labels, train.num_classes, steps, seed=seed, batch_hook=tick,
-                              model_factory=model_factory)
-    cas = (predict(cas_model, test_x) == test.labels).float().mean().item()
-    real = (predict(reference, test_x) == test.labels).float().mean().item()
-    return {"cas": cas, "real_accuracy": real, "ratio": cas / real if real > 0 else None,
-            "synthetic_size": len(labels), "steps": steps}
 
 
 def _versions() -> dict[str, str]:
@@ -455,7 +431,7 @@ def evaluate(sampler: Any, train: Any, test: Any = None, *, unlabeled: Any = Non
 
         stage("quality")
         generated_labels = test_data.labels.clone()
-        generated = _generate(sampler, generated_labels, seed)
+        generated = generate_images(sampler, generated_labels, seed)
         quality = measure_quality(space, train_data, test_data, generated, generated_labels, k, kid_subsets, seed)
 
         stage("memorisation")
@@ -463,8 +439,8 @@ def evaluate(sampler: Any, train: Any, test: Any = None, *, unlabeled: Any = Non
         memo = memorisation(generated, generated_labels, train_images, test_data.as_float(), train_data.class_names)
 
         stage("cas")
-        cas = measure_cas(sampler, train_data, test_data, reference, steps=reference_steps, seed=seed,
-                          model_factory=factory, tick=tick)
+        cas = classification_accuracy_score(sampler, train_data, test_data, steps=reference_steps, seed=seed,
+                                            reference=reference, model_factory=factory, tick=tick)
 
         stage("gain")
         real_runs: dict[float, list[dict[str, Any]]] = {}
@@ -512,3 +488,7 @@ def evaluate(sampler: Any, train: Any, test: Any = None, *, unlabeled: Any = Non
             "train": train_data, "generated": generated, "generated_labels": generated_labels,
             "train_images": train_images})
     return report
+
+
+__all__ = ["evaluate", "EvalReport", "measure_quality", "check_settings", "check_report_dir", "check_against_card",
+           "check_counts", "load_eval_data", "QUALITY_MAX_REAL", "MIN_PER_CLASS"]

@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -74,13 +74,18 @@ class SmallResNet(nn.Module):
         return self.head(self.features(x))
 
 
+#: A batch's loss: ``loss(model, images, labels)``, the model in train mode.
+Loss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
 #: The classifiers known by name (``--classifier``); each is built as ``cls(channels, num_classes)``.
 CLASSIFIERS: dict[str, Callable[[int, int], nn.Module]] = {"small_cnn": SmallCNN, "resnet": SmallResNet}
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int = 30,
                      batch_size: int = 64, lr: float = 2e-3, seed: int = 0) -> SmallCNN:
-    """Train :class:`SmallCNN` on float images in [0, 1]; returns it in eval mode."""
+    """Train :class:`SmallCNN` on float images in [0, 1] for ``epochs`` passes over them (each
+    reshuffled, a last batch of one image skipped); returns it in eval mode. An entry point to
+    :func:`fit_classifier`; :func:`fit_steps` counts optimiser steps instead."""
     g = torch.Generator().manual_seed(seed)
 
     def batches(epoch: int):
@@ -94,15 +99,39 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
     return fit_classifier(batches, steps, images.shape[1], num_classes, epochs, lr, seed)
 
 
+def reshuffled_indices(n: int, size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless batches of ``size`` indices into ``n`` items: reshuffled passes, the tail of one
+    carried into the next, so every batch is full.
+
+    Example:
+        >>> batches = reshuffled_indices(3, 2, torch.Generator().manual_seed(0))
+        >>> [next(batches).tolist() for _ in range(3)]
+        [[2, 0], [1, 2], [1, 0]]
+    """
+    pending = torch.empty(0, dtype=torch.int64)
+    while True:
+        while len(pending) < size:
+            pending = torch.cat([pending, torch.randperm(n, generator=generator)])
+        idx, pending = pending[:size], pending[size:]
+        yield idx
+
+
 def fit_steps(images: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int, seed: int = 0,
               batch_size: int = 64, lr: float = 2e-3, batch_hook: Callable | None = None,
-              model_factory: Callable[[int, int], nn.Module] = SmallCNN) -> nn.Module:
+              model_factory: Callable[[int, int], nn.Module] = SmallCNN, *,
+              draw: Callable[[int, torch.Generator], Iterator[torch.Tensor]] | None = None,
+              loss: Loss | None = None) -> nn.Module:
     """Train for exactly ``steps`` optimiser steps on full batches of ``min(batch_size, N)``
     images, drawn from reshuffled passes over the data (order seeded by ``seed``).
 
     The fixed step count is what makes arms comparable: every arm of an experiment gets the same
     compute whatever its data size. The same ``seed`` gives the same batches and initial weights,
     so two arms that differ only in ``batch_hook`` are paired.
+
+    ``draw(size, generator)`` replaces the reshuffled passes (:func:`reshuffled_indices`) with
+    another endless stream of index batches drawn from ``generator`` (seeded by ``seed``);
+    ``loss`` is :func:`fit_classifier`'s. An entry point to :func:`fit_classifier`, and the one
+    behind :func:`~synthaug.metrics.methods.train_method`.
 
     Example:
         >>> x, y = torch.rand(10, 1, 8, 8), torch.arange(10) % 2
@@ -112,30 +141,37 @@ def fit_steps(images: torch.Tensor, labels: torch.Tensor, num_classes: int, step
     """
     size = min(batch_size, len(images))
     order = torch.Generator().manual_seed(seed)
+    indices = reshuffled_indices(len(images), size, order) if draw is None else draw(size, order)
 
     def batches(epoch: int):
-        pending = torch.empty(0, dtype=torch.int64)
         for _ in range(steps):
-            while len(pending) < size:  # carry the tail of one pass into the next
-                pending = torch.cat([pending, torch.randperm(len(images), generator=order)])
-            idx, pending = pending[:size], pending[size:]
+            idx = next(indices)
             yield images[idx], labels[idx]
 
     return fit_classifier(batches, steps, images.shape[1], num_classes, epochs=1, lr=lr, seed=seed,
-                          batch_hook=batch_hook, model_factory=model_factory)
+                          batch_hook=batch_hook, model_factory=model_factory, loss=loss)
+
+
+def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The default loss of :func:`fit_classifier`: cross-entropy of ``model(images)``."""
+    return F.cross_entropy(model(images), labels)
 
 
 def fit_classifier(batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]], steps_per_epoch: int,
                    channels: int, num_classes: int, epochs: int = 30, lr: float = 2e-3, seed: int = 0,
                    batch_hook: Callable | None = None,
-                   model_factory: Callable[[int, int], nn.Module] = SmallCNN) -> nn.Module:
-    """The training loop behind :func:`train_classifier`, for any source of batches.
+                   model_factory: Callable[[int, int], nn.Module] = SmallCNN, loss: Loss | None = None) -> nn.Module:
+    """The training loop of every classifier here (:func:`train_classifier`, :func:`fit_steps`,
+    :func:`~synthaug.metrics.methods.train_method`), for any source of batches.
 
     ``batches(epoch)`` yields ``(images in [0, 1], labels)`` (labels int or soft); ``batch_hook``
     maps each batch before the step, e.g. a :class:`~synthaug.SyntheticMix`.
     ``model_factory(channels, num_classes)`` builds the network (it takes images in [0, 1]);
-    its initial weights come from ``seed`` too.
+    its initial weights come from ``seed`` too. ``loss(model, images, labels)`` is a batch's
+    loss (default :func:`cross_entropy`). AdamW with a one-cycle schedule over
+    ``epochs * steps_per_epoch`` steps; torch's global RNG is left as it was.
     """
+    loss = cross_entropy if loss is None else loss
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = model_factory(channels, num_classes)
@@ -146,9 +182,9 @@ def fit_classifier(batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.T
             for x, y in batches(epoch):
                 if batch_hook is not None:
                     x, y = batch_hook(x, y)
-                loss = F.cross_entropy(model(x), y)
+                value = loss(model, x, y)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                value.backward()
                 opt.step()
                 sched.step()
     return model.eval()
@@ -189,3 +225,7 @@ def balanced_accuracy(preds: torch.Tensor, labels: torch.Tensor, num_classes: in
     """
     recalls = torch.tensor(per_class_accuracy(preds, labels, num_classes), dtype=torch.float64)
     return recalls[~recalls.isnan()].mean().item()
+
+
+__all__ = ["SmallCNN", "SmallResNet", "CLASSIFIERS", "Loss", "train_classifier", "fit_steps", "fit_classifier",
+           "reshuffled_indices", "cross_entropy", "predict", "accuracy", "per_class_accuracy", "balanced_accuracy"]

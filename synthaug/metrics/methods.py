@@ -22,7 +22,8 @@ Every random draw comes from ``seed``: two calls that differ only in the method 
 initial weights, and with uniform sampling also the order of the labelled batches and the
 classical augmentation stream, so their test scores are paired. With uniform sampling, no
 unlabelled images and plain CE, the result is exactly :func:`~synthaug.metrics.classifier.fit_steps`
-with the same hooks.
+with the same hooks: every method trains through it (its loop is
+:func:`~synthaug.metrics.classifier.fit_classifier`, the one behind every classifier here).
 
 Example:
     >>> import torch
@@ -43,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SynthaugError
-from .classifier import SmallCNN, predict
+from .classifier import SmallCNN, fit_steps, predict
 from .views import ClassicalAugment, StrongView
 
 SAMPLINGS = ("uniform", "balanced")
@@ -126,8 +127,7 @@ def train_method(images: torch.Tensor, labels: torch.Tensor, num_classes: int, m
         prior = (counts / counts.sum()).clamp_min(1e-12)
         offset = (tau * prior.log()).float()
     size = min(batch_size, len(images))
-    order = torch.Generator().manual_seed(seed)
-    batches = (_uniform_batches if method.sampling == "uniform" else _balanced_batches)(labels, counts, size, order)
+    draw = None if method.sampling == "uniform" else lambda batch, order: _balanced_batches(labels, counts, batch, order)
     augment = ClassicalAugment(seed=seed) if classical_augment else None
     fixmatch = None
     if synthetic_unlabeled is not None and method.unlabeled != "fixmatch":
@@ -135,47 +135,28 @@ def train_method(images: torch.Tensor, labels: torch.Tensor, num_classes: int, m
     if method.unlabeled == "fixmatch":
         fixmatch = _FixMatch(unlabeled, mu * size, seed, FIXMATCH_THRESHOLD if threshold is None else threshold,
                              lambda_u, synthetic_unlabeled)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = model_factory(images.shape[1], num_classes)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps + 1)
-        model.train()
-        for _ in range(steps):
-            idx = next(batches)
-            x, y = images[idx], labels[idx]
-            for hook in (synthetic, augment, tick):
-                if hook is not None:
-                    x, y = hook(x, y)
-            if fixmatch is None:
-                logits = model(x)
-                loss = _supervised(logits, y, offset)
-            else:
-                weak, strong = fixmatch.views()
-                logits = model(torch.cat([x, weak, strong]))  # one pass: batchnorm sees all three
-                loss = _supervised(logits[:len(x)], y, offset) + fixmatch.loss(*logits[len(x):].chunk(2))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
+
+    def hooks(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for hook in (synthetic, augment, tick):
+            if hook is not None:
+                x, y = hook(x, y)
+        return x, y
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if fixmatch is None:
+            return _supervised(model(x), y, offset)
+        weak, strong = fixmatch.views()
+        logits = model(torch.cat([x, weak, strong]))  # one pass: batchnorm sees all three
+        return _supervised(logits[:len(x)], y, offset) + fixmatch.loss(*logits[len(x):].chunk(2))
+
+    return fit_steps(images, labels, num_classes, steps, seed=seed, batch_size=batch_size, lr=lr, batch_hook=hooks,
+                     model_factory=model_factory, draw=draw, loss=loss)
 
 
 def _supervised(logits: torch.Tensor, targets: torch.Tensor, offset: torch.Tensor | None) -> torch.Tensor:
     if offset is not None:
         logits = logits + offset.to(logits.device)
     return F.cross_entropy(logits, targets)
-
-
-def _uniform_batches(labels: torch.Tensor, counts: torch.Tensor, size: int,
-                     order: torch.Generator) -> Iterator[torch.Tensor]:
-    """Reshuffled passes, the tail of one carried into the next (as ``fit_steps`` draws them)."""
-    pending = torch.empty(0, dtype=torch.int64)
-    while True:
-        while len(pending) < size:
-            pending = torch.cat([pending, torch.randperm(len(labels), generator=order)])
-        idx, pending = pending[:size], pending[size:]
-        yield idx
 
 
 def _balanced_batches(labels: torch.Tensor, counts: torch.Tensor, size: int,
