@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -275,27 +276,106 @@ def _threshold(text: str) -> float | str | None:
         return text
 
 
+# A parameter named in a library message (synthaug.messages): ``name=`` not inside a longer name,
+# then a quoted string, a placeholder ``...``, or a word or number (a sentence's last dot left out).
+_PARAM = re.compile(r"(?<![\w.\-=])(?P<name>[a-z_][a-z0-9_]*)=(?P<value>'[^']*'|\"[^\"]*\"|\.\.\.|[\w+\-]+(?:\.\w+)*)")
+
+
+# One key of fit's ``config`` (``config['g_width']=16``): the command line's ``--set g_width=16``.
+_CONFIG_ITEM = re.compile(r"(?<![\w.\-=])config\[(['\"])(?P<key>\w+)\1\]=")
+
+
+def _flags_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The optional arguments of ``parser`` by the name the library gives them: their ``dest``,
+    and for a ``--no-X`` switch also ``X`` (``progress=False`` is ``--no-progress``)."""
+    flags = {}
+    for action in parser._actions:
+        if action.option_strings and action.dest not in (argparse.SUPPRESS, "help"):
+            flags[action.dest] = action
+            if action.dest.startswith("no_") and isinstance(action, argparse._StoreTrueAction):
+                flags[action.dest[3:]] = action
+    return flags
+
+
+def to_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """A library message (parameters named ``name=value``, see :mod:`synthaug.messages`) as the
+    command line says it: each parameter ``parser`` has an option for becomes that option.
+
+    ``keep='best'`` -> ``--keep best``, ``eval_every=N`` -> ``--eval-every N``, ``force=True`` ->
+    ``--force``, ``progress=False`` -> ``--no-progress``, ``out=...`` -> ``--out``,
+    ``eval_every=None`` -> ``no --eval-every`` (``--pseudo-labels off`` where None is a value the
+    option takes: its default is not None), ``config=...`` -> ``--set KEY=VALUE``, ``config['k']=1``
+    -> ``--set k=1``. Names the parser has no option for (``foo=1``), and anything that is not
+    ``name=``, stay as they are.
+
+    Example:
+        >>> fit = build_parser()._subparsers._group_actions[0].choices["fit"]
+        >>> to_flags("keep='best' needs eval_every=N; pass force=True, not foo=1", fit)
+        '--keep best needs --eval-every N; pass --force, not foo=1'
+    """
+    flags = _flags_of(parser)
+
+    def flag(match: re.Match) -> str:
+        name, value = match["name"], match["value"]
+        if name == "config" and value == "..." and "set" in flags:  # fit(config={...}) is --set KEY=VALUE
+            return "--set KEY=VALUE"
+        action = flags.get(name)
+        if action is None:
+            return match[0]
+        option = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+        if action.dest != name:  # progress= for --no-progress
+            return option if value == "False" else match[0]
+        if isinstance(action, argparse._StoreTrueAction):
+            return option if value in ("True", "...") else match[0]
+        if value == "...":
+            return option
+        if value == "None":
+            return f"no {option}" if action.default is None else f"{option} off"
+        if value[0] in "'\"":
+            value = value[1:-1]
+        return f"{option} {value}"
+
+    if "set" in flags:
+        message = _CONFIG_ITEM.sub(lambda m: f"--set {m['key']}=", message)
+    return _PARAM.sub(flag, message)
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The subparser of ``command`` (``fit``, ``eval``, ...)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    raise KeyError(command)
+
+
 class _LogFormat(logging.Formatter):
-    """``synthaug: warning: ...`` for warnings, ``synthaug: ...`` for what fit reports (pseudo-labels)."""
+    """``synthaug: warning: ...`` for warnings, ``synthaug: ...`` for what fit reports (pseudo-labels);
+    once the command is known, its parameters shown as its flags (:func:`to_flags`)."""
+
+    parser: argparse.ArgumentParser | None = None
 
     def format(self, record: logging.LogRecord) -> str:
         kind = "warning: " if record.levelno >= logging.WARNING else ""
-        return f"synthaug: {kind}{record.getMessage()}"
+        text = record.getMessage()
+        return f"synthaug: {kind}{to_flags(text, self.parser) if self.parser is not None else text}"
 
 
 def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LogFormat())
+    log_format = _LogFormat()
+    handler.setFormatter(log_format)
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("synthaug").setLevel(logging.INFO)  # what fit reports; other libraries: warnings only
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = _command_parser(parser, args.command)
+    log_format.parser = command
     try:
         result = args.func(args)
     except USER_ERRORS as err:
         # One write call per line: under torchrun every rank reports to the same stderr, and
         # print() writes the text and its newline apart (lines from two ranks ran together).
-        sys.stderr.write(f"synthaug {args.command}: error: {err}\n")
+        sys.stderr.write(f"synthaug {args.command}: error: {to_flags(str(err), command)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"synthaug {args.command}: interrupted\n")

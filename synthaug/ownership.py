@@ -27,10 +27,10 @@ def check_replaceable_output(path: Path, force: bool) -> None:
     if not path.is_file():
         return  # absent, or a directory that the writer refuses with its own message
     if not force:
-        raise SynthaugError(f"{path} already exists: pass --force to replace it, or choose another --out")
+        raise SynthaugError(f"{path} already exists: pass force=True to replace it, or choose another out=...")
     if not written_by_synthaug(path):
         raise SynthaugError(f"{path} was not written by synthaug (no synthaug mark in it): refusing to "
-                            f"replace it, even with --force; choose another --out or move the file away")
+                            f"replace it, even with force=True; choose another out=... or move the file away")
 
 
 def written_by_synthaug(path: Path) -> bool:

@@ -69,7 +69,7 @@ def test_fit_records_class_balance_and_resume_equals_uninterrupted(tmp_path):
 def test_resume_refuses_a_different_class_balance(tmp_path):
     data = _long_tail_digits()
     synthaug.fit(data, out=tmp_path / "run", config=TINY_CFG, steps=2, class_balance=0.5, progress=False)
-    with pytest.raises(synthaug.SynthaugError, match=r"--class-balance 1.0 \(checkpoint: 0.5\)"):
+    with pytest.raises(synthaug.SynthaugError, match=r"class_balance=1.0 \(checkpoint: 0.5\)"):
         synthaug.fit(data, out=tmp_path / "run", steps=4, resume=True, class_balance=1.0, progress=False)
     synthaug.fit(data, out=tmp_path / "run", steps=3, resume=True, class_balance=0.5, progress=False)  # the same: fine
 

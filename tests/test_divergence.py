@@ -123,5 +123,5 @@ def test_stop_stops_at_the_first_divergence_from_the_cli(tmp_path, capsys):
 
 
 def test_on_divergence_must_be_known():
-    with pytest.raises(SynthaugError, match=r"^--on-divergence: expected one of restart, stop, got 'retry'$"):
+    with pytest.raises(SynthaugError, match=r"^on_divergence: expected one of restart, stop, got 'retry'$"):
         fit("digits", out="unused", on_divergence="retry")

@@ -26,7 +26,7 @@ def test_one_estimate_after_the_first_steps(tmp_path, caplog):
     lines = _estimates(caplog)
     assert len(lines) == 1, lines
     pattern = (rf"fit: about [\d.]+ (s|min|h) left for {2 * ESTIMATE_AFTER} more steps \([\d.]+ s/step over the "
-               rf"first {ESTIMATE_AFTER}\); to shorten it, --steps {ESTIMATE_AFTER} would take about [\d.]+ (s|min|h) "
+               rf"first {ESTIMATE_AFTER}\); to shorten it, steps={ESTIMATE_AFTER} would take about [\d.]+ (s|min|h) "
                rf"in all")
     assert re.fullmatch(pattern, lines[0]), lines[0]
 
@@ -39,7 +39,7 @@ def test_a_resumed_run_suggests_steps_past_where_it_is(tmp_path, caplog):
     lines = _estimates(caplog)
     assert len(lines) == 1, lines
     pattern = (rf"fit: about [\d.]+ (s|min|h) left for {120 - 30 - ESTIMATE_AFTER} more steps \([\d.]+ s/step over "
-               rf"the first {ESTIMATE_AFTER}\); to shorten it, --steps 60 would take about [\d.]+ (s|min|h) from step 30")
+               rf"the first {ESTIMATE_AFTER}\); to shorten it, steps=60 would take about [\d.]+ (s|min|h) from step 30")
     assert re.fullmatch(pattern, lines[0]), lines[0]
 
 

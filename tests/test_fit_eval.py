@@ -226,7 +226,7 @@ def test_keep_best_without_eval_every_is_one_line_exit_2(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, needles", [
-    ({"keep": "best"}, ["--keep best needs --eval-every N"]),
+    ({"keep": "best"}, ["keep='best' needs eval_every=N", "got eval_every=None"]),
     ({"keep": "worst", "eval_every": 2}, ["keep: expected one of last, best, got 'worst'"]),
     ({"eval_every": 0}, ["eval_every must be a positive integer, got 0"]),
     ({"eval_every": True}, ["eval_every must be a positive integer, got True"]),

@@ -28,10 +28,10 @@ def test_fit_takes_exactly_the_options_of_the_dataclass():
 
 @pytest.mark.parametrize("options, needle", [
     ({"steps": 0}, "steps must be a positive integer, got 0"),
-    ({"keep": "best"}, "--keep best needs --eval-every"),
+    ({"keep": "best"}, "keep='best' needs eval_every="),
     ({"class_balance": 2}, "class_balance: expected a number in [0, 1], got 2"),
     ({"callbacks": ["not a callback"]}, "callbacks: expected a list of synthaug.train.callbacks.Callback, got str"),
-    ({"steps": 3, "epochs": 1}, "expected --steps or --epochs, got both"),
+    ({"steps": 3, "epochs": 1}, "expected steps=... or epochs=..., got both"),
 ])
 def test_bad_options_are_refused_before_anything_is_written(tmp_path, options, needle):
     with pytest.raises(SynthaugError) as info:

@@ -103,7 +103,7 @@ def test_cli_pseudo_labels_without_unlabeled_is_refused(tmp_path, capsys):
                                      "--pseudo-labels", value, "--out", tmp_path / "run"],
                      "--pseudo-labels", "needs --unlabeled")
     assert not (tmp_path / "run").exists()
-    with pytest.raises(SynthaugError, match="needs --unlabeled"):
+    with pytest.raises(SynthaugError, match=r"^pseudo_labels=0\.5 needs unlabeled=\.\.\.: "):
         _fit(load_data("digits:train"), tmp_path / "api", pseudo_labels=0.5)
 
 

@@ -383,7 +383,7 @@ def test_resume_refuses_options_that_contradict_the_checkpoint(capsys, fitted, o
 
 
 def test_resume_accepts_options_equal_to_the_checkpoint_and_the_api_refuses_too(capsys, run_copy):
-    with pytest.raises(synthaug.SynthaugError, match="--seed 3"):
+    with pytest.raises(synthaug.SynthaugError, match=r"seed=3 \(checkpoint: 0\)"):
         synthaug.fit("digits", out=run_copy, resume=True, steps=3, seed=3, progress=False)
     rc, _, err = run_cli(capsys, "fit", "digits", "--out", run_copy, "--resume", "--steps", "3", "--no-progress",
                          "--model", "dcgan", "--seed", "0", "--batch-size", "8", "--set", "g_width=8",

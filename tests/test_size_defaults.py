@@ -21,7 +21,7 @@ def test_32x32_fits_narrower_networks_by_default_and_says_so(tmp_path, caplog, f
     run = fit(data, out=tmp_path / "run", model=family, steps=1, progress=False)
     assert all(run.card.config[k] == 32 for k in keys)
     said = [r.getMessage() for r in caplog.records if "by default" in r.getMessage()]
-    assert said == [f"fit: 32x32 images: {keys[0]} 32, {keys[1]} 32 by default (--set KEY=VALUE to choose)"]
+    assert said == [f"fit: 32x32 images: {keys[0]} 32, {keys[1]} 32 by default (config=... to choose)"]
 
 
 def test_the_users_width_wins_and_resume_keeps_the_chosen_one(tmp_path):

@@ -38,7 +38,7 @@ def load_data(source: Any, image_size: int | None = None, channels: int | None =
     if channels not in (None, 1, 3):
         raise SynthaugError(f"expected channels 1 or 3, got {channels}")
     if image_size is not None and supported_sizes and image_size not in supported_sizes:
-        raise SynthaugError(f"cannot produce {image_size}x{image_size} images: expected --image-size "
+        raise SynthaugError(f"cannot produce {image_size}x{image_size} images: expected image_size=... "
                             f"among {', '.join(map(str, supported_sizes))}")
 
     def output_size(native: int) -> int:

@@ -253,12 +253,12 @@ def _shorter_side(path: Path) -> int:
     """The shorter side of an image file, from its header alone (nothing is decoded)."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise SynthaugError(f"{path} is not an image file: expected {', '.join(IMAGE_SUFFIXES)} "
-                            f"(or pass --skip-bad-files)")
+                            f"(or pass skip_bad_files=True)")
     try:
         with Image.open(path) as img:
             return min(img.size)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise SynthaugError(f"cannot decode image {path}: {err} (or pass --skip-bad-files)") from None
+        raise SynthaugError(f"cannot decode image {path}: {err} (or pass skip_bad_files=True)") from None
 
 
 def _read_image(path: Path, size: int) -> tuple[np.ndarray, str | None]:
@@ -277,7 +277,7 @@ def _read_image(path: Path, size: int) -> tuple[np.ndarray, str | None]:
     except SynthaugError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise SynthaugError(f"cannot decode image {path}: {err} (or pass --skip-bad-files)") from None
+        raise SynthaugError(f"cannot decode image {path}: {err} (or pass skip_bad_files=True)") from None
 
 
 def read_torch_dataset(dataset: Any) -> RawImages:

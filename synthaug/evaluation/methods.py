@@ -60,8 +60,8 @@ def applicable_baselines(train: ImageData, unlabeled: torch.Tensor | None) -> tu
     if unlabeled is not None and len(unlabeled):
         methods += [Method(unlabeled="pseudo_label"), Method(unlabeled="fixmatch")]
     else:
-        skipped.update({"pseudo_label": "no unlabelled images (--unlabeled)", "fixmatch": "no unlabelled images "
-                        "(--unlabeled)"})
+        skipped.update({"pseudo_label": "no unlabelled images (unlabeled=...)", "fixmatch": "no unlabelled images "
+                        "(unlabeled=...)"})
     return methods, skipped
 
 

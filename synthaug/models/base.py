@@ -60,7 +60,7 @@ def check_image_shape(cls: type[ConditionalGenerator], image_shape) -> None:
         sizes = ", ".join(str(s) for s in cls.image_sizes)
         raise SynthaugError(
             f"{cls.family} cannot produce {height}x{width} images: expected a square image size "
-            f"among {sizes} (set --image-size)"
+            f"among {sizes} (set image_size=...)"
         )
 
 

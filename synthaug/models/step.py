@@ -32,7 +32,7 @@ PRECISIONS = ("fp32", "bf16")
 
 def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
-        raise SynthaugError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise SynthaugError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     return precision
 
 

@@ -136,7 +136,7 @@ class TimeEstimate(Callback):
         shorter = max(loop.step, self.start + (total - self.start) // 3)
         since = "in all" if self.start == 0 else f"from step {self.start}"
         log.info("fit: about %s left for %d more steps (%.3f s/step over the first %d); to shorten it, "
-                 "--steps %d would take about %s %s", duration(left), total - loop.step, per_step,
+                 "steps=%d would take about %s %s", duration(left), total - loop.step, per_step,
                  ESTIMATE_AFTER, shorter, duration((shorter - self.start) * per_step), since)
 
 
@@ -168,7 +168,7 @@ class QualityEvaluation(Callback):
         model, was_cached = feature_network(train, seed, cached, loop.progress)
         self.monitor = QualityMonitor.create(train, model, seed)
         if loop.settings.keep == "best" and min(len(train), len(self.monitor.labels)) < self.monitor.fid_needs:
-            raise SynthaugError(f"--keep best compares FID, which needs at least {self.monitor.fid_needs} "
+            raise SynthaugError(f"keep='best' compares FID, which needs at least {self.monitor.fid_needs} "
                                 f"training images, got {len(train)}")
         # A feature network not yet on disk: written with the next checkpoint.
         loop.features_to_write = None if was_cached else (model, train, seed)
@@ -273,7 +273,7 @@ class DivergenceGuard(Callback):
 
     def on_divergence(self, loop: TrainingLoop, step: int, message: str) -> None:
         if self.mode == "stop":
-            raise SynthaugError(f"{message}; try a lower learning rate, or --on-divergence restart")
+            raise SynthaugError(f"{message}; try a lower learning rate, or on_divergence='restart'")
         if len(loop.restarts) >= MAX_RESTARTS:
             raise SynthaugError(f"{message}, after {MAX_RESTARTS} restarts with halved learning rates; "
                                 f"try a lower learning rate")

@@ -21,6 +21,7 @@ from .._version import __version__
 from ..data import ImageData, load_data
 from ..data.unlabeled import UnlabeledImages, check_unlabeled_apart, load_unlabeled
 from ..errors import SynthaugError
+from ..messages import arg, python_value
 from ..layout import CHECKPOINT_FILE, FEATURES_FILE
 from ..models import get_family, list_models
 from ..run import Run
@@ -147,7 +148,8 @@ def _fit(procs: Processes, family, device: torch.device, data: Any, out: str | o
     """fit's work once the options are checked and this process knows its rank and device."""
     o = options
     if procs.distributed and o.batch_size is not None and o.batch_size % procs.world_size:
-        raise SynthaugError(f"--batch-size {o.batch_size} does not split evenly over {procs.world_size} processes: "
+        raise SynthaugError(f"{arg('batch_size', o.batch_size)} does not split evenly over {procs.world_size} "
+                            f"processes: "
                             f"expected a multiple of {procs.world_size}")
     path = resolve_run_path(out)
     check_data_outside_run(path, [data, o.unlabeled])
@@ -205,7 +207,7 @@ def _new_settings(family, dataset: ImageData, o: FitOptions, procs: Processes) -
     holdout = family.trainer_cls.default_holdout if o.holdout is None else o.holdout
     auto = _size_defaults(family, dataset, dict(o.config or {}))
     if auto:
-        log.info("fit: %s images: %s by default (--set KEY=VALUE to choose)",
+        log.info("fit: %s images: %s by default (config=... to choose)",
                  "x".join(map(str, dataset.image_shape[1:])), ", ".join(f"{k} {v}" for k, v in auto.items()))
     settings = FitSettings(o.model or DEFAULT_MODEL, {**auto, **(o.config or {})},
                            DEFAULT_BATCH_SIZE if o.batch_size is None else o.batch_size,
@@ -214,7 +216,7 @@ def _new_settings(family, dataset: ImageData, o: FitOptions, procs: Processes) -
                            o.keep or "last", world_size=procs.world_size, precision=o.precision or "fp32",
                            class_balance=float(o.class_balance or 0.0), seed_scheme=SEED_SCHEME)
     if settings.batch_size % procs.world_size:
-        raise SynthaugError(f"--batch-size {settings.batch_size} does not split evenly over "
+        raise SynthaugError(f"{arg('batch_size', settings.batch_size)} does not split evenly over "
                             f"{procs.world_size} processes: expected a multiple of {procs.world_size}")
     return settings
 
@@ -223,7 +225,7 @@ def _world_size_clash(out, fitted: int, now: int) -> str:
     how = (f"torchrun --nproc_per_node={fitted} -m synthaug fit ... --resume" if fitted > 1
            else "synthaug fit ... --resume without torchrun")
     return (f"cannot resume {out}: it was fitted on {fitted} process(es), got {now}: resume it with {how}, "
-            f"or start again with --force")
+            f"or start again with force=True")
 
 
 class _FollowerLogs:
@@ -297,7 +299,7 @@ def _load_unlabeled(source: Any, family, dataset: ImageData, skip_bad_files: boo
         return None
     if not family.trainer_cls.uses_unlabeled:
         able = [name for name in list_models() if get_family(name).trainer_cls.uses_unlabeled]
-        raise SynthaugError(f"{family.name} does not learn from unlabelled images: expected no --unlabeled, or a "
+        raise SynthaugError(f"{family.name} does not learn from unlabelled images: expected unlabeled=None, or a "
                             f"family that does ({', '.join(able)})")
     try:
         extra = load_unlabeled(source, dataset.image_shape, skip_bad_files)
@@ -319,11 +321,11 @@ def resolve_device(device: str | None) -> torch.device:
     except (RuntimeError, TypeError):
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda"):
-        raise SynthaugError(f"--device: expected cpu or cuda[:N], got {device!r}")
+        raise SynthaugError(f"device: expected cpu or cuda[:N], got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SynthaugError(f"--device {device}: CUDA is not available on this machine (expected cpu)")
+        raise SynthaugError(f"{arg('device', device)}: CUDA is not available on this machine (expected cpu)")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise SynthaugError(f"--device {device}: expected a CUDA index below {torch.cuda.device_count()}")
+        raise SynthaugError(f"{arg('device', device)}: expected a CUDA index below {torch.cuda.device_count()}")
     return dev
 
 
@@ -343,13 +345,13 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise SynthaugError(f"{path}: checkpoint is unreadable ({type(err).__name__}); "
-                            f"start again with --force") from None
+                            f"start again with force=True") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise SynthaugError(f"{path}: expected a synthaug checkpoint of format {CHECKPOINT_FORMAT}")
     missing = [k for k in _CHECKPOINT_KEYS if k not in state]
     if missing:
         raise SynthaugError(f"{path}: checkpoint lacks {', '.join(missing)}: expected a complete synthaug "
-                            f"checkpoint; start again with --force")
+                            f"checkpoint; start again with force=True")
     return state
 
 
@@ -378,28 +380,29 @@ def _settings_from_checkpoint(state: dict[str, Any], path: Path) -> FitSettings:
         problems.append(f"seed_scheme is {raw['seed_scheme']!r}")
     if problems:
         raise SynthaugError(f"{path}: checkpoint settings do not match this synthaug ({'; '.join(problems)}): "
-                            f"expected a checkpoint written by synthaug {__version__}; start again with --force")
+                            f"expected a checkpoint written by synthaug {__version__}; start again with force=True")
     return FitSettings(**raw)
 
 
 def _check_resume_options(settings: FitSettings, given: dict[str, Any], config: dict[str, Any] | None,
                           out: Path) -> None:
     """Refuse options that contradict the checkpoint: a resumed run keeps what it started with."""
-    stored = {"--model": settings.model, "--batch-size": settings.batch_size, "--seed": settings.seed,
-              "--image-size": settings.image_size, "--channels": settings.channels,
-              "--holdout": settings.holdout, "--eval-every": settings.eval_every or "off", "--keep": settings.keep,
-              "--precision": settings.precision, "--pseudo-labels": settings.pseudo_label_threshold or "off",
-              "--class-balance": float(settings.class_balance)}
-    clashes = [f"{flag} {value} (checkpoint: {stored[flag]})" for flag, value in given.items()
-               if value is not None and value != stored[flag]]
+    stored = {"model": settings.model, "batch_size": settings.batch_size, "seed": settings.seed,
+              "image_size": settings.image_size, "channels": settings.channels,
+              "holdout": settings.holdout, "eval_every": settings.eval_every or None, "keep": settings.keep,
+              "precision": settings.precision, "pseudo_labels": settings.pseudo_label_threshold,
+              "class_balance": float(settings.class_balance)}
+    clashes = [f"{arg(name, value)} (checkpoint: {'off' if stored[name] is None else stored[name]})"
+               for name, value in given.items() if value != stored[name]]
     if config:
         family = get_family(settings.model)
         asked = dataclasses.asdict(family.config(config))
         kept = dataclasses.asdict(family.config(settings.config))
-        clashes += [f"--set {k}={config[k]} (checkpoint: {kept[k]})" for k in config if asked[k] != kept[k]]
+        clashes += [f"config[{k!r}]={python_value(config[k])} (checkpoint: {kept[k]})"
+                    for k in config if asked[k] != kept[k]]
     if clashes:
         raise SynthaugError(f"cannot resume {out} with options that differ from its checkpoint: "
-                            f"{', '.join(clashes)}; leave them out to resume, or start again with --force")
+                            f"{', '.join(clashes)}; leave them out to resume, or start again with force=True")
 
 
 def peak_memory_mb() -> float:

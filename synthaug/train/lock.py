@@ -146,7 +146,7 @@ def check_not_in_use(directory: Path) -> None:
 
 def _in_use(directory: Path, holder: str) -> SynthaugError:
     return SynthaugError(f"{directory} is in use by another synthaug process (pid {holder}): "
-                         f"wait for it to finish or stop it, or choose another --out")
+                         f"wait for it to finish or stop it, or choose another out=...")
 
 
 def _names_this_file(path: Path, fd: int) -> bool:

@@ -368,7 +368,7 @@ class TrainingLoop:
         except (KeyError, RuntimeError, TypeError, ValueError) as err:  # a damaged or foreign checkpoint
             first = first_line(err)
             raise SynthaugError(f"{path}: checkpoint does not fit its own settings ({type(err).__name__}: "
-                                f"{first}); start again with --force") from None
+                                f"{first}); start again with force=True") from None
 
 
 def dataset_label(name: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SynthaugError
+from ..messages import arg
 from ..models.step import check_precision
 from .callbacks import Callback
 from .pseudo_labels import UNSET, check_threshold
@@ -71,12 +72,12 @@ class FitOptions:
         if self.keep is not None and self.keep not in KEEP_CHOICES:
             raise SynthaugError(f"keep: expected one of {', '.join(KEEP_CHOICES)}, got {self.keep!r}")
         if self.keep == "best" and self.eval_every is None and not self.resume:  # a resumed run has its own
-            raise SynthaugError("--keep best needs --eval-every N (it keeps the evaluation step with the lowest "
-                                "FID), got no --eval-every")
+            raise SynthaugError(f"{arg('keep', 'best')} needs {arg('eval_every', shown='N')} (it keeps the evaluation "
+                                f"step with the lowest FID), got {arg('eval_every', None)}")
         threshold = check_threshold(self.pseudo_labels)
         if self.pseudo_labels_given and self.unlabeled is None:
-            raise SynthaugError(f"--pseudo-labels {threshold if threshold is not None else 'off'} needs "
-                                f"--unlabeled: the pseudo-labels are given to unlabelled images, and none were given")
+            raise SynthaugError(f"{arg('pseudo_labels', threshold)} needs {arg('unlabeled')}: the pseudo-labels are "
+                                f"given to unlabelled images, and none were given")
         if self.precision is not None:
             check_precision(self.precision)
         balance = self.class_balance
@@ -84,12 +85,13 @@ class FitOptions:
                                     or not 0 <= balance <= 1):
             raise SynthaugError(f"class_balance: expected a number in [0, 1], got {balance!r}")
         if self.on_divergence not in ON_DIVERGENCE:
-            raise SynthaugError(f"--on-divergence: expected one of {', '.join(ON_DIVERGENCE)}, "
+            raise SynthaugError(f"on_divergence: expected one of {', '.join(ON_DIVERGENCE)}, "
                                 f"got {self.on_divergence!r}")
         if self.holdout is not None and not 0.0 <= self.holdout < 1.0:
             raise SynthaugError(f"holdout must be a fraction in [0, 1), got {self.holdout!r}")
         if self.steps is not None and self.epochs is not None:
-            raise SynthaugError(f"expected --steps or --epochs, got both ({self.steps} steps, {self.epochs} epochs)")
+            raise SynthaugError(f"expected steps=... or epochs=..., got both ({self.steps} steps, "
+                                f"{self.epochs} epochs)")
         if self.log is not None and self.log not in LOGGERS:
             raise SynthaugError(f"log: expected one of {', '.join(LOGGERS)} or None, got {self.log!r}")
         if self.log == "tensorboard":
@@ -109,12 +111,16 @@ class FitOptions:
         return check_threshold(self.pseudo_labels)
 
     def given_for_resume(self) -> dict[str, Any]:
-        """The options a resumed run takes from its checkpoint, as given (``None``: not given)."""
-        return {"--model": self.model, "--batch-size": self.batch_size, "--seed": self.seed,
-                "--image-size": self.image_size, "--channels": self.channels, "--holdout": self.holdout,
-                "--eval-every": self.eval_every, "--keep": self.keep, "--precision": self.precision,
-                "--pseudo-labels": (self.pseudo_label_threshold or "off") if self.pseudo_labels_given else None,
-                "--class-balance": float(self.class_balance) if self.class_balance is not None else None}
+        """The options a resumed run takes from its checkpoint, by parameter name: those given only
+        (``pseudo_labels`` given as None, off, is given)."""
+        given = {"model": self.model, "batch_size": self.batch_size, "seed": self.seed,
+                 "image_size": self.image_size, "channels": self.channels, "holdout": self.holdout,
+                 "eval_every": self.eval_every, "keep": self.keep, "precision": self.precision,
+                 "class_balance": float(self.class_balance) if self.class_balance is not None else None}
+        given = {name: value for name, value in given.items() if value is not None}
+        if self.pseudo_labels_given:
+            given["pseudo_labels"] = self.pseudo_label_threshold
+        return given
 
     @classmethod
     def names(cls) -> list[str]:

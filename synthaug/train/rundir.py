@@ -36,6 +36,7 @@ from ..atomic import temp_file_target
 from ..card import MAX_CARD_BYTES, GeneratorCard
 from ..data.sources import builtin_name
 from ..errors import USER_ERRORS, SynthaugError
+from ..messages import arg
 from ..layout import (CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOCK_FILE, LOG_FILE, RUN_FILES, SAMPLES_REGEX,
                       TENSORBOARD_DIR, TENSORBOARD_EVENTS_REGEX, WEIGHTS_FILE, WRITE_PROBE)
 from .lock import RunLock, check_not_in_use
@@ -55,7 +56,7 @@ def resolve_run_path(out: str | os.PathLike) -> Path:
     """The absolute real path of ``out``: a symlink stands for its target, which must exist."""
     out = Path(out)
     if out.is_symlink() and not out.exists():
-        raise SynthaugError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist: "
+        raise SynthaugError(f"{arg('out', out)} is a symbolic link to {os.readlink(out)}, which does not exist: "
                             f"expected a link to a run directory, or a plain path")
     return out.resolve()
 
@@ -67,7 +68,7 @@ def check_data_outside_run(out: Path, sources: Iterable[Any]) -> None:
     for data, source in _data_paths(sources):
         if data == out or out in data.parents:
             raise SynthaugError(f"data {os.fspath(source)} lies inside the run directory {out}: "
-                                f"expected the data outside it (move it out, or choose another --out)")
+                                f"expected the data outside it (move it out, or choose another out=...)")
     check_out_outside_data(out, sources, "the run directory")
 
 
@@ -86,7 +87,7 @@ def check_out_outside_data(out: Path, sources: Iterable[Any], what: str) -> None
     for data, source in _data_paths(sources):
         if data.is_dir() and (data == out or data in out.parents):
             raise SynthaugError(f"{what} {out} lies inside the image folder {os.fspath(source)}: it would become "
-                                f"a class of the next fit; choose an --out outside the data")
+                                f"a class of the next fit; choose an out=... outside the data")
 
 
 def _data_paths(sources: Iterable[Any]) -> Iterator[tuple[Path, Any]]:
@@ -215,7 +216,7 @@ def check_run_dir(out: Path, resume: bool, force: bool) -> str:
     on a directory that holds only fit's files).
     """
     if resume and force:
-        raise SynthaugError("expected at most one of --resume and --force, got both")
+        raise SynthaugError("expected at most one of resume=True and force=True, got both")
     if out.exists() and not out.is_dir():
         raise SynthaugError(f"{out}: expected a run directory, got an existing file")
     for parent in out.parents:
@@ -230,17 +231,17 @@ def check_run_dir(out: Path, resume: bool, force: bool) -> str:
         if not (out / CHECKPOINT_FILE).is_file():
             raise SynthaugError(f"{out}: nothing to resume: expected {CHECKPOINT_FILE} in the run directory, "
                                 f"found none (the fit stopped before its first checkpoint?); "
-                                f"start again with --force")
+                                f"start again with force=True")
         return "resume"
     if not out.exists() or not [p for p in out.iterdir() if p.name != LOCK_FILE]:
         return "new"
     if not force:
-        raise SynthaugError(f"{out} already exists: pass --resume to continue it or --force to replace it")
+        raise SynthaugError(f"{out} already exists: pass resume=True to continue it or force=True to replace it")
     contents = run_contents(out)
     if contents.foreign:
         raise SynthaugError(f"{out} is not empty and holds files synthaug fit did not write "
-                            f"({contents.describe_foreign()}): refusing to delete them, even with --force; "
-                            f"move them out or choose another --out")
+                            f"({contents.describe_foreign()}): refusing to delete them, even with force=True; "
+                            f"move them out or choose another out=...")
     return "replace"
 
 
