@@ -4,6 +4,7 @@ resume equals an uninterrupted run, and the bad inputs of a multi-process fit ar
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -88,3 +89,18 @@ def test_device_cuda_without_cuda_is_one_line(tmp_path, capsys):
     assert (code, out) == (2, "")
     assert err == "synthaug fit: error: --device cuda: CUDA is not available on this machine (expected cpu)\n"
     assert not (tmp_path / "run").exists()
+
+
+def test_quality_metrics_under_torchrun_keep_the_ranks_in_step(tmp_path):
+    """Rank 0 alone measures (eval_every); the other rank reads its logs at the same steps (a
+    collective), so the run finishes instead of failing on mismatched collectives."""
+    run = tmp_path / "run"
+    proc = torchrun("-m", "synthaug", "fit", "digits", "--out", str(run), "--steps", "6", "--batch-size", "32",
+                    "--eval-every", "2", "--checkpoint-every", "6", "--sample-every", "6",
+                    "--set", "g_width=8", "--set", "d_width=8", "--no-progress", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[0])
+    assert result["world_size"] == 2 and result["metrics"]["fid"] is not None
+    with open(run / "log.csv", newline="") as fh:
+        measured = [int(row["step"]) for row in csv.DictReader(fh) if row.get("fid")]
+    assert measured == [2, 4, 6]

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SynthaugError
-from .images import check_labels, float_to_uint8, native_size, normalise_image, source_conversion
+from .images import ImageData, check_labels, float_to_uint8, native_size, normalise_image, source_conversion
 
 __all__ = ["BUILTIN_SETS", "DIGITS_SPLITS", "IMAGE_SUFFIXES", "PHOTO_BANDS", "PHOTO_PATCH", "PHOTOS_SPLITS",
            "REDUCING_GAP", "builtin_name", "builtins_overlap", "dataset_item", "dataset_length", "RawImages",
@@ -382,8 +382,6 @@ def read_source(source: Any, skip_bad_files: bool = False,
     ``pick_size(native)`` gives the size the images will be resized to: readers that can decode
     smaller (image folders) use it to keep memory bounded by the output.
     """
-    from .images import ImageData
-
     if isinstance(source, ImageData):  # keeps its pixel scale (e.g. 0..16 for digits)
         return RawImages([source[i][0] for i in range(len(source))], source.labels.numpy(),
                          list(source.class_names), source.name, source.pixel_max)

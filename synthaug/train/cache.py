@@ -38,6 +38,7 @@ from ..layout import CHECKPOINT_FILE
 from ..models.registry import get_family
 from ..run import Run
 from ..runtime.sampler import Sampler
+from ..validation import is_int
 from .fit import DEFAULT_STEPS, default_steps, fit
 from .lock import open_shared_lock_file, take_lock
 from .pseudo_labels import DEFAULT_THRESHOLD, check_threshold
@@ -252,13 +253,13 @@ def _exclusive(directory: Path, wait_s: float | None = None) -> Iterator[None]:
 def _check_steps(steps: Any) -> int:
     if steps is None:
         return DEFAULT_STEPS
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not is_int(steps) or steps < 1:
         raise SynthaugError(f"fit_steps: expected a positive integer, got {steps!r}")
     return steps
 
 
 def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if not is_int(seed):
         raise SynthaugError(f"seed: expected an integer, got {seed!r}")
     return seed
 

@@ -43,8 +43,8 @@ from ..runtime import draw_noise
 if TYPE_CHECKING:  # the loop calls these hooks with itself; they never import it at run time
     from .loop import TrainingLoop
 
-__all__ = ["Callback", "Checkpoints", "DivergenceGuard", "KeptGenerator", "ProgressBar", "QualityEvaluation",
-           "SampleGrids", "TimeEstimate", "MAX_RESTARTS", "ESTIMATE_AFTER"]
+__all__ = ["ESTIMATE_AFTER", "MAX_RESTARTS", "Callback", "Checkpoints", "DivergenceGuard", "EvaluationSchedule",
+           "KeptGenerator", "ProgressBar", "QualityEvaluation", "SampleGrids", "TimeEstimate"]
 
 log = logging.getLogger("synthaug")
 
@@ -192,6 +192,18 @@ class QualityEvaluation(Callback):
         if loop.settings.keep == "best" and fid is not None and (loop.kept is None or fid < loop.kept.metrics["fid"]):
             loop.kept = KeptGenerator(loop.step, dict(loop.quality), copy.deepcopy(g).cpu())
         loop.notify("on_quality", loop.quality)
+
+
+class EvaluationSchedule(Callback):
+    """On the ranks that do not evaluate (all but rank 0 under torchrun): due when
+    :class:`QualityEvaluation` is, and nothing more. Reading the logs is a collective, so every
+    rank must read them at the same steps."""
+
+    def __init__(self, every_n: int) -> None:
+        self.every_n = every_n
+
+    def due(self, loop: TrainingLoop, total: int) -> bool:
+        return every(self.every_n, loop, total)
 
 
 class SampleGrids(Callback):

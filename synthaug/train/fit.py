@@ -26,7 +26,8 @@ from ..layout import CHECKPOINT_FILE, FEATURES_FILE
 from ..models import get_family, list_models
 from ..run import Run
 from ..seeding import SEED_SCHEME
-from .callbacks import Callback, Checkpoints, DivergenceGuard, ProgressBar, QualityEvaluation, SampleGrids, TimeEstimate
+from .callbacks import (Callback, Checkpoints, DivergenceGuard, EvaluationSchedule, ProgressBar, QualityEvaluation,
+                        SampleGrids, TimeEstimate)
 from .distributed import Processes, join
 from .loop import CHECKPOINT_FORMAT, FitSettings, TrainingLoop
 from .options import KEEP_CHOICES, FitOptions
@@ -183,8 +184,10 @@ def _fit(procs: Processes, family, device: torch.device, data: Any, out: str | o
                                 f"({settings.unlabeled_fingerprint or 'none'}), got {unlabeled_fingerprint or 'none'}")
 
         loop = TrainingLoop(dataset, settings, device, o.progress and procs.is_main, extra, procs)
-        quality = QualityEvaluation(loop, settings.eval_every, path / FEATURES_FILE if run_dir.resuming else None) \
-            if settings.eval_every and procs.is_main else None
+        quality: Callback | None = None
+        if settings.eval_every:  # rank 0 measures; the others read their logs at the same steps
+            quality = QualityEvaluation(loop, settings.eval_every, path / FEATURES_FILE if run_dir.resuming else None) \
+                if procs.is_main else EvaluationSchedule(settings.eval_every)
         total = _total_steps(o.steps, o.epochs, loop.steps_per_epoch,
                              default=default_steps(settings.image_size, len(dataset)))
         if checkpoint is not None:

@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import SynthaugError
 from ..messages import arg
 from ..models.step import check_precision
+from ..validation import is_int, is_real
 from .callbacks import Callback
 from .pseudo_labels import UNSET, check_threshold
 from .tensorboard import check_tensorboard
@@ -81,8 +82,7 @@ class FitOptions:
         if self.precision is not None:
             check_precision(self.precision)
         balance = self.class_balance
-        if balance is not None and (isinstance(balance, bool) or not isinstance(balance, (int, float))
-                                    or not 0 <= balance <= 1):
+        if balance is not None and (not is_real(balance) or not 0 <= balance <= 1):
             raise SynthaugError(f"class_balance: expected a number in [0, 1], got {balance!r}")
         if self.on_divergence not in ON_DIVERGENCE:
             raise SynthaugError(f"on_divergence: expected one of {', '.join(ON_DIVERGENCE)}, "
@@ -129,6 +129,6 @@ class FitOptions:
 
 def _check_positive(**values: int | None) -> None:
     bad = [f"{k} must be a positive integer, got {v!r}" for k, v in values.items()
-           if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1)]
+           if v is not None and (not is_int(v) or v < 1)]
     if bad:
         raise SynthaugError("; ".join(bad))

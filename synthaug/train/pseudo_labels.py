@@ -33,6 +33,7 @@ from ..data.unlabeled import UnlabeledImages
 from ..errors import SynthaugError
 from ..metrics.classifier import fit_steps
 from ..metrics.views import ClassicalAugment
+from ..validation import is_real
 
 __all__ = ["DEFAULT_THRESHOLD", "LABELLER_STEPS", "UNSET", "check_threshold", "pseudo_label", "PseudoLabels"]
 
@@ -83,7 +84,7 @@ def check_threshold(threshold: Any) -> float | None:
         return DEFAULT_THRESHOLD
     if threshold is None:
         return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+    if not is_real(threshold) or not 0.0 <= threshold <= 1.0:
         raise SynthaugError(f"pseudo_labels: expected a confidence threshold in [0, 1] (0 or None: off), "
                             f"got {threshold!r}")
     return float(threshold) or None

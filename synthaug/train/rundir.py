@@ -36,9 +36,11 @@ from ..atomic import temp_file_target
 from ..card import MAX_CARD_BYTES, GeneratorCard
 from ..data.sources import builtin_name
 from ..errors import USER_ERRORS, SynthaugError
+from ..grid import is_synthaug_grid
 from ..messages import arg
 from ..layout import (CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOCK_FILE, LOG_FILE, RUN_FILES, SAMPLES_REGEX,
                       TENSORBOARD_DIR, TENSORBOARD_EVENTS_REGEX, WEIGHTS_FILE, WRITE_PROBE)
+from ..weights import read_card
 from .lock import RunLock, check_not_in_use
 
 __all__ = ["check_data_outside_run", "check_out_outside_data", "check_run_dir", "fit_named_entries",
@@ -184,8 +186,6 @@ def _valid_card_json(path: Path) -> bool:
 
 
 def _weights_have_card(path: Path) -> bool:
-    from ..weights import read_card
-
     if not path.is_file():
         return False
     try:
@@ -204,8 +204,6 @@ def _has_log_header(path: Path) -> bool:
 
 
 def _is_grid(path: Path) -> bool:
-    from ..grid import is_synthaug_grid
-
     return is_synthaug_grid(path)
 
 
