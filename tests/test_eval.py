@@ -383,7 +383,7 @@ def test_force_never_overwrites_a_report_file_eval_did_not_write(digits_run, tmp
 
 def test_resize_converts_the_data_to_the_generators_shape(tmp_path, capsys):
     data = _npz(tmp_path / "big.npz", size=16)
-    with pytest.raises(SynthaugError, match="pass --resize"):
+    with pytest.raises(SynthaugError, match="pass resize=True"):
         evaluate(FakeSampler("noise"), data, seeds=2, doses=(0, 0.5), **QUICK)
     report = evaluate(FakeSampler("noise"), data, seeds=2, doses=(0, 0.5), resize=True, steps=5, reference_steps=10,
                       progress=False)

@@ -148,12 +148,12 @@ def check_report_dir(out: str | os.PathLike, force: bool, sources: Sequence[Any]
         others = sorted(p.name for p in out.iterdir() if p.name != CACHE_DIR)
         if others and not force:
             shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-            raise SynthaugError(f"report directory {out} is not empty (holds {shown}): pass --force to "
+            raise SynthaugError(f"report directory {out} is not empty (holds {shown}): pass force=True to "
                                 f"overwrite the report in it")
         foreign = [name for name in REPORT_FILES if (out / name).exists() and not is_our_report(out / name)]
         if foreign:  # --force replaces only what eval wrote; it never writes any other name
             raise SynthaugError(f"report directory {out} holds {', '.join(foreign)} that synthaug eval did not "
-                                f"write: refusing to overwrite it, even with --force; choose another --out")
+                                f"write: refusing to overwrite it, even with force=True; choose another out=...")
         existing = out
     else:
         existing = next((p for p in out.parents if p.exists()), Path("."))
@@ -169,13 +169,13 @@ def _check_cache_dir(cache: Path) -> None:
     if cache.is_symlink() or not cache.is_dir():
         kind = "a link" if cache.is_symlink() else "a file"
         raise SynthaugError(f"report directory entry {cache} is {kind}: expected eval's folder of cached feature "
-                            f"networks there (or nothing); move it away or choose another --out")
+                            f"networks there (or nothing); move it away or choose another out=...")
     strangers = sorted(p.name for p in cache.iterdir() if not is_cache_file_name(p.name))
     if strangers:
         shown = ", ".join(strangers[:3]) + (", ..." if len(strangers) > 3 else "")
         raise SynthaugError(f"report directory folder {cache} holds files synthaug eval did not write ({shown}): "
-                            f"eval keeps its feature networks there, even with --force it adds none to a folder "
-                            f"of yours; choose another --out")
+                            f"eval keeps its feature networks there, even with force=True it adds none to a "
+                            f"folder of yours; choose another out=...")
 
 
 def check_against_card(data: ImageData, card, what: str) -> None:
@@ -190,7 +190,7 @@ def check_against_card(data: ImageData, card, what: str) -> None:
     if list(data.image_shape) != list(card.image_shape):
         shape = "x".join(map(str, data.image_shape))
         raise SynthaugError(f"{what} images are {shape} (CxHxW), the generator makes "
-                            f"{'x'.join(map(str, card.image_shape))}: pass --resize (resize=True) to convert the "
+                            f"{'x'.join(map(str, card.image_shape))}: pass resize=True to convert the "
                             f"data to the generator's size")
 
 
@@ -199,7 +199,7 @@ def check_counts(train: ImageData, test: ImageData, fractions: Sequence[float], 
     appears in the test set; the error says how many images a class needs."""
     smallest = min(fractions)
     need = math.ceil(MIN_PER_CLASS / smallest - 1e-9)
-    held = " after holding out a test split (pass --test to give one)" if split else ""
+    held = " after holding out a test split (pass test=... to give one)" if split else ""
     for name, count in zip(train.class_names, train.class_counts()):
         if count < need:
             frac = f"fraction {smallest:g} needs" if smallest < 1 else "the gain experiment needs"
@@ -315,7 +315,7 @@ def _notes(card, train: ImageData, test: ImageData, split: dict | None, fraction
         notes.append("the generator was fitted on the test data itself: every score here is optimistic")
     elif trained_on and split and trained_on == split["source_fingerprint"]:
         notes.append("the generator was fitted on all of the data, the held-out test split included: scores on "
-                     "it are optimistic; pass --test with images the generator has not seen")
+                     "it are optimistic; pass test=... with images the generator has not seen")
     elif trained_on and trained_on != train.fingerprint():
         notes.append(f"the generator was fitted on other data ({card.dataset.get('name')}, {trained_on}) than the "
                      f"training data evaluated here ({train.fingerprint()})")
