@@ -205,13 +205,10 @@ def read_folder(root: Path, skip_bad_files: bool = False,
     for label, class_dir in enumerate(class_dirs):
         count = 0
         for path in _image_files(class_dir):
-            try:
-                sides.append(_shorter_side(path))
-            except SynthaugError:
-                if not skip_bad_files:
-                    raise
-                skipped.append(str(path))
+            side = _unless_bad(_shorter_side, path, skip_bad_files, skipped)
+            if side is None:
                 continue
+            sides.append(side)
             files.append(path)
             labels.append(label)
             count += 1
@@ -220,13 +217,10 @@ def read_folder(root: Path, skip_bad_files: bool = False,
     size = pick_size(native) if pick_size else native
     images, kept, kinds = [], [], []
     for path, label in zip(files, labels):
-        try:
-            image, kind = _read_image(path, size)
-        except SynthaugError:
-            if not skip_bad_files:
-                raise
-            skipped.append(str(path))
+        read = _unless_bad(lambda p: _read_image(p, size), path, skip_bad_files, skipped)
+        if read is None:
             continue
+        image, kind = read
         images.append(image)
         kinds.append(kind)
         kept.append(label)
@@ -235,6 +229,18 @@ def read_folder(root: Path, skip_bad_files: bool = False,
         _check_not_empty(class_dir, count)  # a class whose every file failed to decode
     return RawImages(images, kept_labels, [p.name for p in class_dirs],
                      str(root), skipped=skipped, native_size=native, source_kinds=kinds)
+
+
+def _unless_bad(read: Callable[[Path], Any], path: Path, skip_bad_files: bool, skipped: list[str]) -> Any:
+    """``read(path)``; with ``skip_bad_files``, ``None`` instead of its error (``path`` noted in
+    ``skipped``)."""
+    try:
+        return read(path)
+    except SynthaugError:
+        if not skip_bad_files:
+            raise
+        skipped.append(str(path))
+        return None
 
 
 def _image_files(class_dir: Path) -> Iterator[Path]:
