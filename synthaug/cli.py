@@ -16,7 +16,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ._version import __version__
+from .atomic import atomic_write, check_writable_target
 from .errors import USER_ERRORS, SynthaugError
+from .evaluation.cli import add_eval_parser  # light: evaluate itself loads only when run
+from .grid import save_grid
+from .models import get_family, list_models
+from .ownership import NPZ_CARD_KEY, check_replaceable_output
+from .runtime import load
+from .runtime.load import read_any_card as read_card_of
 
 __all__ = ["UNSET_THRESHOLD", "build_parser", "main", "read_any_card"]
 
@@ -35,7 +45,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
-    from .train import fit, peak_memory_mb
+    from .train import fit, peak_memory_mb  # on demand: the training code loads only for this command
 
     # Options left out are None, so that --resume can tell them from ones that contradict the run.
     run = fit(args.data, out=args.out, model=args.model, config=_parse_set(args.set) or None, steps=args.steps,
@@ -78,13 +88,6 @@ def _parse_classes(text: str | None, class_names: list[str]) -> list[int] | None
 
 
 def _cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
-
-    from .atomic import atomic_write, check_writable_target
-    from .grid import save_grid
-    from .ownership import NPZ_CARD_KEY, check_replaceable_output
-    from .runtime import load
-
     out = Path(args.out)
     if out.suffix not in (".png", ".npz"):
         raise SynthaugError(f"--out: expected a .png grid or an .npz file, got {out.name!r}")
@@ -112,9 +115,7 @@ def _savez(path: Path, arrays: dict) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
-    from exporters.onnx import export  # the one place synthaug reaches into exporters
-
-    from .ownership import check_replaceable_output
+    from exporters.onnx import export  # on demand: onnx and its exporter load only for this command
 
     check_replaceable_output(Path(args.out), args.force)
     result = export(args.run, args.out, tolerance=args.tolerance)
@@ -127,9 +128,7 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
 def read_any_card(path: str):
     """The card of a run directory, ``.safetensors`` or ``.onnx`` file (checked against the
     file's weights or graph)."""
-    from .runtime.load import read_any_card as read
-
-    return read(path)
+    return read_card_of(path)
 
 
 def _printable(value: Any) -> str:
@@ -169,18 +168,12 @@ def _cmd_info(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _cmd_models(args: argparse.Namespace) -> dict[str, Any]:
-    from .models import get_family, list_models
-
     return {name: {"description": get_family(name).description,
                    "image_sizes": list(get_family(name).generator_cls.image_sizes)} for name in list_models()}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .models import list_models
-
     parser = argparse.ArgumentParser(prog="synthaug", description=__doc__.split("\n\n")[0])
-    from ._version import __version__
-
     parser.add_argument("--version", action="version", version=f"synthaug {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -253,8 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the registered generator families")
     p.set_defaults(func=_cmd_models)
-
-    from .evaluation.cli import add_eval_parser  # light: evaluate itself loads only when run
 
     add_eval_parser(sub)
     return parser

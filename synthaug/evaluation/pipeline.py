@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._version import __version__
 from ..data import ImageData, load_data, stratified_split
 from ..data.unlabeled import load_unlabeled
 from ..errors import SynthaugError
 from ..metrics.cas import classification_accuracy_score, generate_images
 from ..progress import progress_bar
+from ..runtime import Sampler, load
 from ..train.rundir import check_out_outside_data
 from .defaults import DEFAULT_DOSES, DEFAULT_REFERENCE_STEPS, DEFAULT_STEPS, DEFAULT_TEST_FRACTION
 from ..metrics.methods import FIXMATCH_MU
@@ -251,8 +253,6 @@ def load_eval_data(train: Any, test: Any, unlabeled: Any, card, resize: bool, te
 
 
 def _resolve_sampler(sampler: Any):
-    from ..runtime import Sampler, load
-
     if isinstance(sampler, Sampler):
         return sampler, getattr(sampler, "path", None) or type(sampler).__name__
     if isinstance(sampler, (str, os.PathLike)):
@@ -288,9 +288,7 @@ def measure_quality(space: FeatureSpace, train: ImageData, test: ImageData, gene
 
 
 def _versions() -> dict[str, str]:
-    import scipy
-
-    from .._version import __version__
+    import scipy  # already loaded by the metrics: only its version is read here
 
     out = {"synthaug": __version__, "python": platform.python_version(), "torch": torch.__version__,
            "numpy": np.__version__, "scipy": scipy.__version__, "platform": platform.platform()}
