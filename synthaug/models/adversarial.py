@@ -38,9 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import ConditionalGenerator, GeneratorTrainer, Phase
-from .diffaugment import OPERATIONS, diff_augment, parse_policy
+from .config import param
+from .diffaugment import OPERATIONS, POLICIES, diff_augment, parse_policy
 
-__all__ = ["AUTO_DIFFAUGMENT_BELOW", "AUTO_DIFFAUGMENT_MIN_SIZE", "AUTO_DIFFAUGMENT_OPS",
+__all__ = ["AdversarialConfig", "AUTO_DIFFAUGMENT_BELOW", "AUTO_DIFFAUGMENT_MIN_SIZE", "AUTO_DIFFAUGMENT_OPS",
            "AdversarialTrainer", "auto_diffaugment", "d_loss", "g_loss", "ProjectionHead"]
 
 #: ``diffaugment="auto"`` turns DiffAugment on for training sets smaller than this whose images
@@ -53,6 +54,23 @@ AUTO_DIFFAUGMENT_BELOW = 5000
 AUTO_DIFFAUGMENT_MIN_SIZE = 32
 #: The operations "auto" turns on.
 AUTO_DIFFAUGMENT_OPS = "translation,cutout"
+
+
+@dataclasses.dataclass
+class AdversarialConfig:
+    """The training settings the adversarial families (dcgan, gan) share; each family's config
+    adds its networks' shape (``latent_dim``, widths, ``d_norm``, ...) after these."""
+
+    loss: str = param("hinge", choices=("hinge", "nonsaturating"))
+    lr_g: float = param(2e-4, low=1e-7, high=1.0)
+    lr_d: float = param(2e-4, low=1e-7, high=1.0)
+    betas: tuple = param((0.0, 0.99), low=0.0, high=0.9999)
+    ema_decay: float = param(0.999, low=0.0, high=1.0)
+    diffaugment: str = param("auto", choices=POLICIES,
+                             help="DiffAugment before D: auto (by dataset size), off, or operations")
+    unlabeled_weight: float = param(1.0, low=0.0, high=100.0,
+                                    help="weight of the unconditional real/fake game on unlabelled "
+                                         "images (fit --unlabeled)")
 
 
 def auto_diffaugment(dataset_size: int, image_size: int) -> str:

@@ -24,33 +24,22 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .adversarial import AdversarialTrainer, ProjectionHead
+from .adversarial import AdversarialConfig, AdversarialTrainer, ProjectionHead
 from .base import ConditionalGenerator
 from .config import param
 from .widths import default_width, pyramid_widths
-from .diffaugment import POLICIES
 from .registry import register_model
 
 __all__ = ["DCGANConfig", "DCGANGenerator", "DCGANTrainer", "ProjectionDiscriminator"]
 
 
 @dataclass
-class DCGANConfig:
+class DCGANConfig(AdversarialConfig):
     latent_dim: int = param(64, architecture=True, low=1, high=4096, help="size of the normal noise vector")
     embed_dim: int = param(32, architecture=True, low=1, high=4096, help="size of the generator's label embedding")
     g_width: int = param(64, architecture=True, low=1, high=4096, help="generator channels at full resolution")
     d_width: int = param(64, architecture=True, low=1, high=4096, help="discriminator channels at full resolution")
-    loss: str = param("hinge", choices=("hinge", "nonsaturating"))
     d_norm: str = param("spectral", architecture=True, choices=("spectral", "batch"))
-    lr_g: float = param(2e-4, low=1e-7, high=1.0)
-    lr_d: float = param(2e-4, low=1e-7, high=1.0)
-    betas: tuple = param((0.0, 0.99), low=0.0, high=0.9999)
-    ema_decay: float = param(0.999, low=0.0, high=1.0)
-    diffaugment: str = param("auto", choices=POLICIES,
-                             help="DiffAugment before D: auto (by dataset size), off, or operations")
-    unlabeled_weight: float = param(1.0, low=0.0, high=100.0,
-                                    help="weight of the unconditional real/fake game on unlabelled "
-                                         "images (fit --unlabeled)")
 
 
 

@@ -30,34 +30,23 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .adversarial import AdversarialTrainer, ProjectionHead
+from .adversarial import AdversarialConfig, AdversarialTrainer, ProjectionHead
 from .base import ConditionalGenerator
 from .config import param
-from .diffaugment import POLICIES
 from .registry import register_model
 
 __all__ = ["GANConfig", "GANGenerator", "GANTrainer", "MLPProjectionDiscriminator"]
 
 
 @dataclass
-class GANConfig:
+class GANConfig(AdversarialConfig):
     latent_dim: int = param(64, architecture=True, low=1, high=4096, help="size of the normal noise vector")
     embed_dim: int = param(32, architecture=True, low=1, high=4096, help="size of the generator's label embedding")
     g_width: int = param(256, architecture=True, low=1, high=8192, help="units per generator hidden layer")
     d_width: int = param(256, architecture=True, low=1, high=8192, help="units per discriminator hidden layer")
     g_layers: int = param(2, architecture=True, low=1, high=8, help="generator hidden layers")
     d_layers: int = param(2, architecture=True, low=1, high=8, help="discriminator hidden layers")
-    loss: str = param("hinge", choices=("hinge", "nonsaturating"))
     d_norm: str = param("spectral", architecture=True, choices=("spectral", "none"), help="normalisation of D's layers")
-    lr_g: float = param(2e-4, low=1e-7, high=1.0)
-    lr_d: float = param(2e-4, low=1e-7, high=1.0)
-    betas: tuple = param((0.0, 0.99), low=0.0, high=0.9999)
-    ema_decay: float = param(0.999, low=0.0, high=1.0)
-    diffaugment: str = param("auto", choices=POLICIES,
-                             help="DiffAugment before D: auto (by dataset size), off, or operations")
-    unlabeled_weight: float = param(1.0, low=0.0, high=100.0,
-                                    help="weight of the unconditional real/fake game on unlabelled "
-                                         "images (fit --unlabeled)")
 
 
 class GANGenerator(ConditionalGenerator):
