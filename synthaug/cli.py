@@ -153,7 +153,7 @@ def _cmd_info(args: argparse.Namespace) -> dict[str, Any] | None:
         f"images:        {c}x{h}x{w} float32 NCHW in [0, 1]; pixels = {card.pixel_values()}",
         f"classes:       {card.num_classes} ({', '.join(map(_printable, card.class_names))})",
         f"noise:         {_printable(card.noise['name'])} {card.noise['shape']} ~ {card.noise['distribution']}",
-        f"config:        " + _pairs(card.config),
+        "config:        " + _pairs(card.config),
     ]
     if card.dataset:
         lines.append(f"dataset:       {_printable(card.dataset.get('name'))} ({_printable(card.dataset.get('size'))} "

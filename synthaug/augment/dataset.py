@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..data.allocation import DEFAULT_RATIO, repeated_items, short_names, synthetic_counts
+from ..data.allocation import repeated_items, short_names, synthetic_counts
 from ..data.sources import dataset_item, dataset_length
 from ..errors import SynthaugError
 from ..runtime.sampler import Sampler

@@ -7,11 +7,8 @@ fewer late; any callable ``step -> fraction`` works as ``p`` too.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
-from typing import Any
 
-from ..errors import SynthaugError
 from ..validation import check_int, check_number
 
 __all__ = ["cosine_schedule", "CosineSchedule", "linear_schedule", "LinearSchedule"]

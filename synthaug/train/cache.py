@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .._version import __version__
 from ..card import CardError
 from ..data import ImageData, load_data

@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +42,8 @@ from ..runtime import draw_noise
 if TYPE_CHECKING:  # the loop calls these hooks with itself; they never import it at run time
     from .loop import TrainingLoop
 
-__all__ = ["ESTIMATE_AFTER", "MAX_RESTARTS", "Callback", "Checkpoints", "DivergenceGuard", "EvaluationSchedule",
-           "KeptGenerator", "ProgressBar", "QualityEvaluation", "SampleGrids", "TimeEstimate"]
+__all__ = ["ESTIMATE_AFTER", "MAX_RESTARTS", "Callback", "DivergenceGuard", "EvaluationSchedule",
+           "KeptGenerator", "ProgressBar", "QualityEvaluation", "SampleGrids", "TimeEstimate", "duration", "every"]
 
 log = logging.getLogger("synthaug")
 
@@ -231,33 +230,6 @@ class SampleGrids(Callback):
         images = g(self.noise.to(loop.device), self.labels.to(loop.device))
         save_grid(images, self.per_row, loop.out / SAMPLES_PATTERN.format(step=loop.step))
         loop.notify("on_grid", images, self.per_row)
-
-
-class Checkpoints(Callback):
-    """Every ``every_n`` steps and at the last: rank 0 measures the held-out metrics and writes
-    log, generator, card and checkpoint (with every rank's noise state); every rank learns whether
-    that worked. ``after_checkpoint()`` says where the run lives then (the first checkpoint of a
-    replacing fit swaps it in)."""
-
-    def __init__(self, every_n: int, after_checkpoint: Callable[[], Path]) -> None:
-        self.every_n, self.after_checkpoint = every_n, after_checkpoint
-
-    def due(self, loop: TrainingLoop, total: int) -> bool:
-        return every(self.every_n, loop, total)
-
-    def on_step_end(self, loop: TrainingLoop, total: int) -> None:
-        if not self.due(loop, total):
-            return
-        rng_states = loop.procs.gather(loop.rng.get_state())
-        ranks = loop.procs.gather(loop.rank_record()) if loop.procs.distributed else None
-
-        def write() -> Path:
-            loop.evaluate()
-            loop.write_checkpoint(total, rng_states, ranks)
-            return self.after_checkpoint()
-
-        loop.out = loop.procs.outcome(write)
-        loop.notify("on_checkpoint")
 
 
 class DivergenceGuard(Callback):

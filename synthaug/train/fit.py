@@ -26,8 +26,9 @@ from ..layout import CHECKPOINT_FILE, FEATURES_FILE
 from ..models import get_family, list_models
 from ..run import Run
 from ..seeding import SEED_SCHEME
-from .callbacks import (Callback, Checkpoints, DivergenceGuard, EvaluationSchedule, ProgressBar, QualityEvaluation,
-                        SampleGrids, TimeEstimate)
+from .callbacks import (Callback, DivergenceGuard, EvaluationSchedule, ProgressBar, QualityEvaluation, SampleGrids,
+                        TimeEstimate)
+from .checkpoint import Checkpoints
 from .distributed import Processes, join
 from .loop import CHECKPOINT_FORMAT, FitSettings, TrainingLoop
 from .options import KEEP_CHOICES, FitOptions

@@ -14,9 +14,6 @@ checkpointed), so a resumed run is bitwise equal to an uninterrupted one on CPU.
 from __future__ import annotations
 
 import copy
-import csv
-import hashlib
-import io
 import logging
 import math
 import time
@@ -27,19 +24,12 @@ from typing import Any
 
 import torch
 
-from .._version import __version__
-from ..atomic import atomic_write, atomic_write_text
-from ..card import GeneratorCard
 from ..data import ImageData
 from ..data.images import held_out_counts, stratified_split
 from ..data.unlabeled import UnlabeledImages
 from ..errors import SynthaugError, first_line
-from ..layout import CARD_FILE, CHECKPOINT_FILE, FEATURES_FILE, LOG_FILE, WEIGHTS_FILE
-from ..metrics.monitor import write_feature_network
 from ..models import GeneratorTrainer, create_model
-from ..models.config import split_config
 from ..models.step import GradientSync, StepRunner, stack_logs
-from ..weights import save_generator
 from .batches import ClassBalancedBatches, EpochBatches
 from .callbacks import Callback, KeptGenerator
 from .distributed import Processes
@@ -47,15 +37,12 @@ from .pseudo_labels import pseudo_label
 from .seeds import RunSeeds
 from ..seeding import SEED_SCHEME
 
-__all__ = ["CHECKPOINT_FORMAT", "KEEP_CHOICES", "LOG_SYNC_EVERY", "FitSettings", "TrainingLoop", "dataset_label",
-           "holdout_split"]
+__all__ = ["CHECKPOINT_FORMAT", "LOG_SYNC_EVERY", "FitSettings", "TrainingLoop", "holdout_split"]
 
 CHECKPOINT_FORMAT = 1
 #: Steps between reads of the logs from the device (one host sync for all of them); the logs are
 #: also read before every grid, evaluation and checkpoint, so none of those sees an unchecked step.
 LOG_SYNC_EVERY = 25
-#: What ``keep`` may say: the generator of the last step, or of the evaluation step with the lowest FID.
-KEEP_CHOICES = ("last", "best")
 
 log = logging.getLogger("synthaug")
 
@@ -247,53 +234,6 @@ class TrainingLoop:
                         self.trainer.evaluate(self.test_images, self.test_labels).items()}
         self.log_rows[-1].update(self.metrics)
 
-    def card(self) -> GeneratorCard:
-        d, s = self.data, self.settings
-        # The architecture rebuilds the generator; training settings go where older readers never look.
-        architecture, hyperparameters = split_config(self.trainer.config, self.trainer.config_dict())
-        return GeneratorCard(
-            family=s.model, config=architecture, image_shape=list(d.image_shape),
-            num_classes=d.num_classes, class_names=list(d.class_names),
-            noise=self.trainer.generator.noise_spec(),
-            output={"dtype": "float32", "layout": "NCHW", "range": [0.0, 1.0], "pixel_max": d.pixel_max},
-            dataset={"name": dataset_label(d.name), "fingerprint": d.fingerprint(), "size": len(d),
-                     "class_counts": d.class_counts(), "unlabeled_size": self.num_unlabeled,
-                     **({"converted": dict(d.conversions)} if d.conversions else {}),
-                     **({"unlabeled_fingerprint": s.unlabeled_fingerprint} if s.unlabeled_fingerprint else {})},
-            training={"steps": self.step, "seed": s.seed, "batch_size": self.batch_size,
-                      "hyperparameters": hyperparameters,
-                      "seconds": round(self.elapsed, 1), "train_size": self.num_train,
-                      "holdout_size": len(self.test_labels), "holdout_per_class": self.holdout_per_class,
-                      "world_size": s.world_size, **({"precision": s.precision} if s.precision != "fp32" else {}),
-                      **({"class_balance": s.class_balance} if s.class_balance else {}),
-                      **({"restarts": list(self.restarts)} if self.restarts else {}),
-                      **({"pseudo_labels": self.pseudo} if self.pseudo is not None else {}),
-                      **self._quality_provenance()},
-            metrics=dict(self.kept.metrics) if self.kept is not None else {**self.metrics, **self.quality},
-            synthaug_version=__version__,
-        )
-
-    def _quality_provenance(self) -> dict[str, Any]:
-        """The card's record of --eval-every / --keep; ``kept_step``: the step whose generator
-        the run holds (the latest until a first evaluation has measured an FID)."""
-        if not self.settings.eval_every:
-            return {}
-        out: dict[str, Any] = {"eval_every": self.settings.eval_every, "keep": self.settings.keep}
-        if self.settings.keep == "best":
-            out["kept_step"] = self.kept.step if self.kept is not None else self.step
-        return out
-
-    def rank_record(self) -> dict[str, Any]:
-        """What this rank holds and has drawn, kept in a multi-process checkpoint: a digest of its
-        parameters (equal on every rank) and the images of this epoch's batches it took."""
-        digest = hashlib.sha256()
-        for tensor in self.trainer.state_dict().values():
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        epoch_start = (self.step - 1) // self.steps_per_epoch * self.steps_per_epoch
-        seen = [self._my_share(self.batches(s)) for s in range(epoch_start, self.step)]
-        return {"rank": self.procs.rank, "state_sha256": digest.hexdigest(),
-                "epoch_indices": torch.cat(seen).tolist() if seen else []}
-
     def state(self, total: int) -> dict[str, Any]:
         """Everything a resumed (or restarted) run needs, as live references: copy before keeping."""
         return {
@@ -312,36 +252,6 @@ class TrainingLoop:
             "kept": None if self.kept is None else {"step": self.kept.step, "metrics": self.kept.metrics,
                                                     "generator": self.kept.generator.state_dict()},
         }
-
-    def write_checkpoint(self, total: int, rng_states: list[torch.Tensor] | None = None,
-                         ranks: list[dict[str, Any]] | None = None) -> None:
-        # Order matters for a kill at any moment: the log and the generator first, then the
-        # checkpoint that --resume reads (it truncates the log back to its own step). The
-        # feature network comes after the card: --force knows it as fit's own only beside one.
-        self.write_log()
-        card = self.card()
-        generator = self.kept.generator if self.kept is not None else self.trainer.sampling_generator()
-        save_generator(generator, card, self.out / WEIGHTS_FILE)
-        atomic_write_text(self.out / CARD_FILE, card.to_json(indent=2) + "\n")
-        if self.features_to_write is not None:
-            write_feature_network(self.out / FEATURES_FILE, *self.features_to_write)
-            self.features_to_write = None
-        state = self.state(total)
-        if rng_states is not None and len(rng_states) > 1:
-            state["rng_ranks"] = rng_states
-        if ranks is not None:
-            state["ranks"] = ranks
-        atomic_write(self.out / CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
-
-    def write_log(self) -> None:
-        if not self.log_rows:
-            return
-        buf = io.StringIO()
-        fields = list(dict.fromkeys(k for row in self.log_rows for k in row))  # held-out metrics join later
-        writer = csv.DictWriter(buf, fieldnames=fields, restval="", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.log_rows)
-        atomic_write_text(self.out / LOG_FILE, buf.getvalue())
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.trainer.load_state_dict(state["trainer"])
@@ -369,13 +279,6 @@ class TrainingLoop:
             first = first_line(err)
             raise SynthaugError(f"{path}: checkpoint does not fit its own settings ({type(err).__name__}: "
                                 f"{first}); start again with force=True") from None
-
-
-def dataset_label(name: str) -> str:
-    """The data's name as the card records it: a path's last part only (``/home/ann/cats/`` ->
-    ``cats``), so an exported model does not carry the user's directory layout; built-in names
-    such as ``digits:train`` stay as they are."""
-    return Path(name).name or name
 
 
 def holdout_split(labels: torch.Tensor, fraction: float, seed: int,
