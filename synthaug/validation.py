@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import SynthaugError
 
-__all__ = ["check_int", "check_number", "is_int", "is_real", "shown"]
+__all__ = ["check_int", "check_number", "check_positive_ints", "is_int", "is_real", "shown"]
 
 
 def is_int(value: Any) -> bool:
@@ -39,6 +39,21 @@ def check_int(value: Any, name: str, low: int = 1) -> int:
     if not is_int(value) or value < low:
         raise SynthaugError(f"{name}: expected an integer >= {low}, got {shown(value)}")
     return int(value)
+
+
+def check_positive_ints(**values: Any) -> None:
+    """Each value not ``None`` a positive integer; else one line naming every one that is not.
+
+    Example:
+        >>> check_positive_ints(steps=0, batch_size=64, epochs=None)
+        Traceback (most recent call last):
+        ...
+        synthaug.errors.SynthaugError: steps must be a positive integer, got 0
+    """
+    bad = [f"{k} must be a positive integer, got {v!r}" for k, v in values.items()
+           if v is not None and (not is_int(v) or v < 1)]
+    if bad:
+        raise SynthaugError("; ".join(bad))
 
 
 def shown(value: Any) -> str:

@@ -153,7 +153,20 @@ class KeptGenerator:
         self.step, self.metrics, self.generator = step, metrics, generator
 
 
-class QualityEvaluation(Callback):
+class EvaluationSchedule(Callback):
+    """Due every ``every_n`` steps and at the last, and nothing more: the evaluation steps. On the
+    ranks that do not evaluate (all but rank 0 under torchrun) it stands in for
+    :class:`QualityEvaluation`: reading the logs is a collective, so every rank must read them at
+    the same steps."""
+
+    def __init__(self, every_n: int) -> None:
+        self.every_n = every_n
+
+    def due(self, loop: TrainingLoop, total: int) -> bool:
+        return every(self.every_n, loop, total)
+
+
+class QualityEvaluation(EvaluationSchedule):
     """``eval_every``: FID, KID, precision and recall of the EMA generator on fixed noise, in the
     feature space of a SmallCNN trained once on the training images (or read from ``cached``),
     into the step's log row and ``loop.quality``; with keep="best", the generator of the lowest
@@ -161,7 +174,7 @@ class QualityEvaluation(Callback):
     or torch's global RNG."""
 
     def __init__(self, loop: TrainingLoop, every_n: int, cached: Path | None) -> None:
-        self.every_n = every_n
+        super().__init__(every_n)
         train = loop.data.subset(loop.train_idx)
         seed = loop.seeds("features")
         model, was_cached = feature_network(train, seed, cached, loop.progress)
@@ -173,9 +186,6 @@ class QualityEvaluation(Callback):
         loop.features_to_write = None if was_cached else (model, train, seed)
         spec = loop.trainer.generator.noise_spec()
         self.noise = draw_noise(spec, len(self.monitor.labels), torch.Generator().manual_seed(loop.seeds("eval_noise")))
-
-    def due(self, loop: TrainingLoop, total: int) -> bool:
-        return every(self.every_n, loop, total)
 
     @torch.no_grad()
     def on_step_end(self, loop: TrainingLoop, total: int) -> None:
@@ -191,18 +201,6 @@ class QualityEvaluation(Callback):
         if loop.settings.keep == "best" and fid is not None and (loop.kept is None or fid < loop.kept.metrics["fid"]):
             loop.kept = KeptGenerator(loop.step, dict(loop.quality), copy.deepcopy(g).cpu())
         loop.notify("on_quality", loop.quality)
-
-
-class EvaluationSchedule(Callback):
-    """On the ranks that do not evaluate (all but rank 0 under torchrun): due when
-    :class:`QualityEvaluation` is, and nothing more. Reading the logs is a collective, so every
-    rank must read them at the same steps."""
-
-    def __init__(self, every_n: int) -> None:
-        self.every_n = every_n
-
-    def due(self, loop: TrainingLoop, total: int) -> bool:
-        return every(self.every_n, loop, total)
 
 
 class SampleGrids(Callback):

@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import SynthaugError
 from ..messages import arg
 from ..models.step import check_precision
-from ..validation import is_int, is_real
+from ..validation import check_positive_ints, is_real
 from .callbacks import Callback
 from .pseudo_labels import UNSET, check_threshold
 from .tensorboard import check_tensorboard
@@ -67,7 +67,7 @@ class FitOptions:
     callbacks: Sequence[Callback] = ()
 
     def __post_init__(self) -> None:
-        _check_positive(batch_size=self.batch_size, sample_every=self.sample_every,
+        check_positive_ints(batch_size=self.batch_size, sample_every=self.sample_every,
                         checkpoint_every=self.checkpoint_every, steps=self.steps, epochs=self.epochs,
                         eval_every=self.eval_every)
         if self.keep is not None and self.keep not in KEEP_CHOICES:
@@ -125,10 +125,3 @@ class FitOptions:
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
-
-
-def _check_positive(**values: int | None) -> None:
-    bad = [f"{k} must be a positive integer, got {v!r}" for k, v in values.items()
-           if v is not None and (not is_int(v) or v < 1)]
-    if bad:
-        raise SynthaugError("; ".join(bad))
