@@ -243,10 +243,7 @@ def main() -> None:
     command = " ".join(["python", "benchmarks/rare_classes.py", *sys.argv[1:]])
     doc = {"benchmark": "rare_classes", "command": command,
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "rows": rows}
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "rare_classes.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.results / "rare_classes.md").write_text(markdown(rows, command))
-    print(markdown(rows, command))
+    u.write_results(args.results, "rare_classes", doc, markdown(rows, command))
 
 
 if __name__ == "__main__":

@@ -469,10 +469,15 @@ def main() -> None:
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
            "classifier": {"network": "SmallCNN", "steps": STEPS, "batch_size": BATCH, "augment": "random affine"},
            "validation": {"fraction": VAL_FRACTION, "seed": VAL_SEED}, "doses": list(DOSES), "rows": rows}
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "usefulness.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.results / "usefulness.md").write_text(markdown(rows, command))
-    print(markdown(rows, command))
+    write_results(args.results, "usefulness", doc, markdown(rows, command))
+
+
+def write_results(folder: Path, name: str, doc: dict, table: str) -> None:
+    """``<folder>/<name>.json`` (everything) and ``<name>.md`` (the table), and the table on stdout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (folder / f"{name}.md").write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":
